@@ -1,0 +1,42 @@
+"""Shared test fixtures.
+
+Real data sets live outside the repository (``$DLND_DATA``, e.g. ``../shared/data``). When
+they are missing a test is skipped on a developer machine but fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def require_shared_data(*relative: str) -> Path:
+    """The ``$DLND_DATA`` folder, checked to contain ``relative`` paths; skip or fail if not."""
+    root = os.environ.get("DLND_DATA")
+    missing = [r for r in relative if not root or not (Path(root) / r).exists()]
+    if root and Path(root).is_dir() and not missing:
+        return Path(root)
+    message = (
+        f"shared data missing: DLND_DATA={root!r} lacks {missing or 'the folder'}; "
+        "point DLND_DATA at the offline data folder (../shared/data)."
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """Root of the offline data sets (``$DLND_DATA``)."""
+    return require_shared_data()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the user cache of every test inside a temporary folder shared by the session."""
+    cache = tmp_path_factory.getbasetemp() / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
