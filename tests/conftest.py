@@ -7,11 +7,16 @@ they are missing a test is skipped on a developer machine but fails under ``CI=t
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Test-only recipes (e.g. ``tiny``) live in tests/support; subprocesses get the same
+# through DLND_RECIPE_MODULES (see helpers.dlnd_env).
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+import tiny_recipes  # noqa: E402,F401  (registers the recipes)
 
 
 def require_shared_data(*relative: str) -> Path:

@@ -41,6 +41,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one sentence and exit status 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # "--epoch" must not silently mean "--epochs"
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
 

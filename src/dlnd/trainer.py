@@ -309,7 +309,8 @@ class _Loop:
             with _autocast(self.device, cfg.bf16):
                 outputs = self.model(inputs)
                 loss = self.loss_fn(outputs.float(), targets)
-            self._check_finite(loss, epoch)
+            loss_value = float(loss.detach())
+            self._check_finite(loss_value, epoch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad > 0:
@@ -319,23 +320,23 @@ class _Loop:
                 self.schedule.step()
             with torch.no_grad():
                 sums[0] += len(targets)
-                sums[1] += float(loss) * len(targets)
+                sums[1] += loss_value * len(targets)
                 for i, metric in enumerate(self.metrics.values()):
                     sums[2 + i] += float(metric(outputs.float(), targets).sum())
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         distributed.all_reduce_sum(sums)
         count = max(float(sums[0]), 1.0)
         row = {"train_loss": float(sums[1]) / count}
         row.update({f"train_{name}": float(sums[2 + i]) / count for i, name in enumerate(self.metrics)})
         return row
 
-    def _check_finite(self, loss: torch.Tensor, epoch: int) -> None:
-        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
+    def _check_finite(self, loss: float, epoch: int) -> None:
+        bad = torch.tensor([0.0 if math.isfinite(loss) else 1.0])
         distributed.all_reduce_sum(bad)  # every rank stops together
         if bad.item() > 0:
             kept = f"epoch {epoch - 1}" if epoch > 1 else "none yet"
             raise TrainingDiverged(
-                f"The training loss became {float(loss)} in epoch {epoch}; stopping. "
+                f"The training loss became {loss} in epoch {epoch}; stopping. "
                 f"Last good checkpoint: {kept} in {self.ctx.run_dir}. "
                 "Try a lower --lr, --clip-grad 1.0, or check the data for NaN values."
             )
