@@ -22,13 +22,21 @@ def dlnd_env(**extra: str) -> dict[str, str]:
 def run_dlnd(*args: str, cwd: Path | None = None, timeout: float = 300, **env: str):
     """``python -m dlnd ARGS``; returns the CompletedProcess with text output."""
     return subprocess.run(
-        [sys.executable, "-m", "dlnd", *args], cwd=cwd, env=dlnd_env(**env),
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "dlnd", *args],
+        cwd=cwd,
+        env=dlnd_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def start_dlnd(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dlnd", *args], cwd=cwd, env=dlnd_env(**env),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "dlnd", *args],
+        cwd=cwd,
+        env=dlnd_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from helpers import run_dlnd
 
 from dlnd.cli import main, resolve_config
 from dlnd.recipes import get_recipe
-from helpers import run_dlnd
 
 
 def call(capsys, *argv: str) -> tuple[int, str, str]:

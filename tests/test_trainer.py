@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import dlnd_env, run_dlnd, start_dlnd
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dlnd.checkpoint import load_model, load_tensors
 from dlnd.errors import UserError
 from dlnd.trainer import batch_indices
-from helpers import dlnd_env, run_dlnd, start_dlnd
 
 
 def only_run(out: Path, recipe: str = "tiny") -> Path:
@@ -50,7 +50,18 @@ def test_tiny_recipe_learns(tmp_path):
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    args = ["run", "tiny", "--epochs", "6", "--dropout", "0.2", "--seed", "7", "--schedule", "onecycle"]
+    args = [
+        "run",
+        "tiny",
+        "--epochs",
+        "6",
+        "--dropout",
+        "0.2",
+        "--seed",
+        "7",
+        "--schedule",
+        "onecycle",
+    ]
     straight = run_dlnd(*args, "--out", str(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
 
@@ -113,15 +124,45 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_processes_match_one_process(tmp_path):
-    common = ["run", "tiny", "--epochs", "2", "--batch-size", "32", "--optimizer", "sgd", "--lr", "0.1"]
-    single = run_dlnd(*common, "--out", str(tmp_path / "single"), "--dump-params", str(tmp_path / "p1"))
+    common = [
+        "run",
+        "tiny",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.1",
+    ]
+    single = run_dlnd(
+        *common, "--out", str(tmp_path / "single"), "--dump-params", str(tmp_path / "p1")
+    )
     assert single.returncode == 0, single.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+    ]
     ddp = subprocess.run(
-        [*torchrun, "-m", "dlnd", *common, "--out", str(tmp_path / "ddp"),
-         "--dump-params", str(tmp_path / "p2")],
-        env=dlnd_env(), capture_output=True, text=True, timeout=300,
+        [
+            *torchrun,
+            "-m",
+            "dlnd",
+            *common,
+            "--out",
+            str(tmp_path / "ddp"),
+            "--dump-params",
+            str(tmp_path / "p2"),
+        ],
+        env=dlnd_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rank0, _ = load_tensors(tmp_path / "p2" / "rank0.safetensors")
@@ -134,12 +175,17 @@ def test_ddp_two_processes_match_one_process(tmp_path):
     # only rank 0 writes a run directory, and its metrics cover the whole validation set
     (ddp_run,) = list((tmp_path / "ddp" / "tiny").iterdir())
     single_metrics = final_metrics(only_run(tmp_path / "single"))
-    assert final_metrics(ddp_run)["val_accuracy"] == pytest.approx(single_metrics["val_accuracy"], abs=1e-9)
+    assert final_metrics(ddp_run)["val_accuracy"] == pytest.approx(
+        single_metrics["val_accuracy"], abs=1e-9
+    )
 
 
 @given(
-    n=st.integers(1, 300), batch=st.integers(1, 64), world=st.integers(1, 4),
-    seed=st.integers(0, 10), epoch=st.integers(0, 5),
+    n=st.integers(1, 300),
+    batch=st.integers(1, 64),
+    world=st.integers(1, 4),
+    seed=st.integers(0, 10),
+    epoch=st.integers(0, 5),
 )
 def test_shards_of_each_batch_make_up_the_single_process_batch(n, batch, world, seed, epoch):
     one = batch_indices(n, batch, shuffle=True, seed=seed, epoch=epoch)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -42,8 +43,10 @@ class SpiralNet(nn.Module):
     def __init__(self, hidden_size: int = 64, n_classes: int = 3):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(2, hidden_size), nn.ReLU(),
-            nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+            nn.Linear(2, hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size),
+            nn.ReLU(),
             nn.Linear(hidden_size, n_classes),
         )
 
@@ -61,10 +64,11 @@ def decision_regions(model: nn.Module, points: torch.Tensor, labels: torch.Tenso
     xx, yy = torch.meshgrid(grid, grid, indexing="xy")
     with torch.no_grad():
         regions = model(torch.stack([xx.flatten(), yy.flatten()], 1)).argmax(1).reshape(xx.shape)
+    colours = ListedColormap(["#d62728", "#1f77b4", "#2ca02c"])
     figure = Figure(figsize=(5, 5))
     ax = figure.subplots()
-    ax.contourf(xx, yy, regions, levels=np.arange(-0.5, 3.5), cmap="Pastel1", alpha=0.8)
-    ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="Set1", s=6, vmin=0, vmax=8)
+    ax.contourf(xx, yy, regions, levels=np.arange(-0.5, 3.5), cmap=colours, alpha=0.25)
+    ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=colours, s=6, vmin=0, vmax=2)
     ax.set_title("decision regions")
     ax.set_aspect("equal")
     return figure
@@ -82,7 +86,11 @@ def run(ctx: RunContext) -> dict[str, float]:
     result = fit(ctx, build_model(ctx.cfg, info), train, val, cfg, info=info)
     ctx.save_figure(decision_regions(result.model.cpu(), x, y), "decision_regions")
     scores = evaluate(result.model, val, cfg, loss_fn=nn.CrossEntropyLoss())
-    return {"val_accuracy": scores["accuracy"], "val_loss": scores["loss"], "best_epoch": result.best_epoch}
+    return {
+        "val_accuracy": scores["accuracy"],
+        "val_loss": scores["loss"],
+        "best_epoch": result.best_epoch,
+    }
 
 
 register(

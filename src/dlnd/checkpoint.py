@@ -79,5 +79,7 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise UserError(f"The weights in {run_dir} do not fit recipe {recipe.name!r}: {err}") from err
+        raise UserError(
+            f"The weights in {run_dir} do not fit recipe {recipe.name!r}: {err}"
+        ) from err
     return model.eval(), meta

@@ -69,17 +69,30 @@ def _add_common_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
     common = parser.add_argument_group("common options")
     add = common.add_argument
     add("--epochs", type=_positive(int), help=f"training epochs (default {shown['epochs']})")
-    add("--batch-size", type=_positive(int), help=f"examples per step (default {shown['batch_size']})")
+    add(
+        "--batch-size",
+        type=_positive(int),
+        help=f"examples per step (default {shown['batch_size']})",
+    )
     add("--lr", type=_positive(float), help=f"learning rate (default {shown['lr']})")
     add("--seed", type=int, help="random seed (default 0)")
     add("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
     add("--data-dir", help="folder with the data set (default: $DLND_DATA, then the user cache)")
     add("--out", help="folder for run directories (default ./runs)")
     add("--quick", action="store_true", default=None, help="a short run with the quick settings")
-    add("--embedded", action="store_true", default=None,
-        help="use the small data that ships with dlnd (no download, no data folder)")
-    add("--resume", nargs="?", const="latest", metavar="RUN_DIR",
-        help="continue the latest (or the given) run of this recipe from its checkpoint")
+    add(
+        "--embedded",
+        action="store_true",
+        default=None,
+        help="use the small data that ships with dlnd (no download, no data folder)",
+    )
+    add(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN_DIR",
+        help="continue the latest (or the given) run of this recipe from its checkpoint",
+    )
 
 
 def _add_recipe_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
@@ -92,7 +105,9 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
         if option.type is bool:
             group.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            group.add_argument(option.flag, type=option.type, choices=option.choices, help=help_text)
+            group.add_argument(
+                option.flag, type=option.type, choices=option.choices, help=help_text
+            )
 
 
 def recipe_parser(recipe: Recipe) -> Parser:
@@ -124,10 +139,16 @@ def _run_dir_for(recipe: Recipe, cfg: dict[str, Any]) -> tuple[Path, dict[str, A
 
     out = Path(cfg["out"])
     if cfg["resume"]:
-        run_dir = runs.latest_run_dir(out, recipe.name) if cfg["resume"] == "latest" else Path(cfg["resume"])
+        run_dir = (
+            runs.latest_run_dir(out, recipe.name)
+            if cfg["resume"] == "latest"
+            else Path(cfg["resume"])
+        )
         config_path = run_dir / "config.json"
         if not config_path.exists():
-            raise UserError(f"{run_dir} is not a run directory of dlnd (no config.json); check --resume.")
+            raise UserError(
+                f"{run_dir} is not a run directory of dlnd (no config.json); check --resume."
+            )
         saved = json.loads(config_path.read_text())
         if saved.pop("recipe", recipe.name) != recipe.name:
             raise UserError(f"{run_dir} is a run of another recipe; resume it with that recipe.")
@@ -192,8 +213,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"No runs under {args.out} yet; start one with 'dlnd run RECIPE'.")
         return 0
     rows = [
-        [r["recipe"], r["run_dir"], r["status"],
-         ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4])]
+        [
+            r["recipe"],
+            r["run_dir"],
+            r["status"],
+            ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4]),
+        ]
         for r in found
     ]
     _print_table(["recipe", "run directory", "status", "final metrics"], rows)
@@ -230,8 +255,10 @@ def build_parser() -> Parser:
     p = sub.add_parser("list", help="list every recipe with its data set and target")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser(
-        "run", help="train a recipe ('dlnd run RECIPE --help' shows its options)",
-        description="Train a recipe. 'dlnd run RECIPE --help' shows its options; 'dlnd list' the recipes.",
+        "run",
+        help="train a recipe ('dlnd run RECIPE --help' shows its options)",
+        description="Train a recipe. 'dlnd run RECIPE --help' shows its options; "
+        "'dlnd list' shows the recipes.",
     )
     p.add_argument("recipe", nargs="?", help="recipe name (see 'dlnd list')")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -240,7 +267,8 @@ def build_parser() -> Parser:
     p.add_argument("--out", default="runs", help="folder of run directories (default ./runs)")
     p.set_defaults(func=cmd_runs)
     p = sub.add_parser(
-        "tour", help="a quick run of every recipe on embedded data, with one results page",
+        "tour",
+        help="a quick run of every recipe on embedded data, with one results page",
         description="Run a quick version of every recipe on embedded data (no downloads) and "
         "write OUT/index.html with every recipe's plots.",
     )
@@ -269,7 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dlnd: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("dlnd: interrupted; the last checkpoint is kept (continue with --resume).", file=sys.stderr)
+        print(
+            "dlnd: interrupted; the last checkpoint is kept (continue with --resume).",
+            file=sys.stderr,
+        )
         return 130
     except Exception:
         traceback.print_exc()

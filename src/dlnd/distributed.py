@@ -33,7 +33,9 @@ class DistState:
 def state() -> DistState:
     """This process's place in the job (rank 0 of 1 outside ``torchrun``)."""
     if dist.is_available() and dist.is_initialized():
-        return DistState(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistState(
+            dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+        )
     return DistState()
 
 

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 def learning_curves(history: Sequence[dict[str, Any]], title: str = "") -> Figure:
     """One panel per quantity (loss, accuracy, ...), train and validation on the same axes.
 
-    ``history`` rows look like ``{"epoch": 3, "train_loss": .., "val_loss": .., "val_accuracy": ..}``.
+    ``history`` rows look like
+    ``{"epoch": 3, "train_loss": .., "val_loss": .., "val_accuracy": ..}``.
     """
     names = sorted(
         {k.split("_", 1)[1] for row in history for k in row if k.startswith(("train_", "val_"))},

@@ -92,7 +92,9 @@ def all_recipes() -> dict[str, Recipe]:
             except ModuleNotFoundError as err:
                 if err.name != module.strip():
                     raise
-                raise UserError(f"Recipe module {module!r} cannot be imported; check DLND_RECIPE_MODULES.") from err
+                raise UserError(
+                    f"Recipe module {module!r} cannot be imported; check DLND_RECIPE_MODULES."
+                ) from err
         _loaded = True
     return dict(_REGISTRY)
 

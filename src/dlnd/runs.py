@@ -74,7 +74,9 @@ class RunContext:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             payload = {"recipe": self.recipe.name, **self.cfg}
-            atomic_write_text(self.run_dir / "config.json", json.dumps(payload, indent=2, default=str))
+            atomic_write_text(
+                self.run_dir / "config.json", json.dumps(payload, indent=2, default=str)
+            )
 
     def log_epoch(self, metrics: dict[str, Any]) -> None:
         """Append one epoch's metrics to ``metrics.jsonl``."""
@@ -117,7 +119,9 @@ class RunContext:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         if self.is_main:
-            atomic_write_text(self.run_dir / "final.json", json.dumps(final, indent=2, default=float))
+            atomic_write_text(
+                self.run_dir / "final.json", json.dumps(final, indent=2, default=float)
+            )
             write_run_page(self.run_dir)
         return final
 
@@ -177,6 +181,11 @@ def format_metric(value: Any) -> str:
     return str(value)
 
 
+PAGE_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
+table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+img{max-width:100%}figure{display:inline-block;margin:1em;vertical-align:top;max-width:520px}"""
+
+
 def write_run_page(run_dir: Path) -> Path:
     """Write ``index.html`` for one run: configuration, final metrics and every plot."""
     config = json.loads((run_dir / "config.json").read_text())
@@ -186,20 +195,18 @@ def write_run_page(run_dir: Path) -> Path:
         for k, v in final["metrics"].items()
     )
     config_rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in config.items()
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in config.items()
     )
     plots = "".join(
         f'<figure><img src="plots/{p.name}" alt="{html.escape(p.stem)}">'
         f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
         for p in sorted((run_dir / "plots").glob("*.png"))
     )
+    finished = f"Finished {final['finished']} in {final['wall_time_s']:.1f} s on {final['device']}."
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>dlnd run: {html.escape(config["recipe"])}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}
-table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}
-img{{max-width:100%}}figure{{display:inline-block;margin:1em;vertical-align:top;max-width:520px}}</style>
-</head><body><h1>{html.escape(config["recipe"])}</h1>
-<p>Finished {html.escape(final["finished"])} in {final["wall_time_s"]:.1f} s on {html.escape(final["device"])}.</p>
+<title>dlnd run: {html.escape(config["recipe"])}</title><style>{PAGE_STYLE}</style>
+</head><body><h1>{html.escape(config["recipe"])}</h1><p>{html.escape(finished)}</p>
 <h2>Final metrics</h2><table>{rows}</table>
 <h2>Plots</h2>{plots or "<p>No plots.</p>"}
 <h2>Configuration</h2><table>{config_rows}</table></body></html>

@@ -14,15 +14,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dlnd.recipes import all_recipes
 from dlnd.errors import UserError
 from dlnd.io import atomic_write_text
+from dlnd.recipes import all_recipes
+from dlnd.runs import PAGE_STYLE
 
 
 def tour_config(recipe: Any, out: Path) -> dict[str, Any]:
     from dlnd.cli import resolve_config
 
-    return resolve_config(recipe, {"quick": True, "embedded": True, "out": str(out), "device": "cpu"})
+    return resolve_config(
+        recipe, {"quick": True, "embedded": True, "out": str(out), "device": "cpu"}
+    )
 
 
 def run_tour(out: Path, only: list[str] | None = None) -> int:
@@ -33,7 +36,9 @@ def run_tour(out: Path, only: list[str] | None = None) -> int:
     if only:
         unknown = sorted(set(only) - {r.name for r in recipes})
         if unknown:
-            raise UserError(f"Not in the tour: {', '.join(unknown)}; 'dlnd list' shows the recipes.")
+            raise UserError(
+                f"Not in the tour: {', '.join(unknown)}; 'dlnd list' shows the recipes."
+            )
         recipes = [r for r in recipes if r.name in only]
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
@@ -56,8 +61,12 @@ def run_tour(out: Path, only: list[str] | None = None) -> int:
     _print_table(
         ["recipe", "status", "seconds", "final metrics"],
         [
-            [r["recipe"].name, "ok" if r["ok"] else "FAILED", f"{r['seconds']:.1f}",
-             ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4])]
+            [
+                r["recipe"].name,
+                "ok" if r["ok"] else "FAILED",
+                f"{r['seconds']:.1f}",
+                ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4]),
+            ]
             for r in results
         ],
     )
@@ -81,7 +90,8 @@ def write_tour_page(out: Path, results: list[dict[str, Any]], total: float) -> P
             f"<td>{r['seconds']:.1f}</td><td>{metrics}</td></tr>"
         )
         plots = "".join(
-            f'<img src="{name}/plots/{p.name}" alt="{html.escape(p.stem)}" title="{html.escape(p.stem)}">'
+            f'<figure><img src="{name}/plots/{p.name}" alt="{html.escape(p.stem)}">'
+            f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
             for p in sorted((out / r["recipe"].name / "plots").glob("*.png"))
         )
         sections.append(
@@ -89,10 +99,10 @@ def write_tour_page(out: Path, results: list[dict[str, Any]], total: float) -> P
             f'<a href="{name}/index.html">run page</a></p>{plots}</section>'
         )
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>dlnd tour</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
-th,td{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}img{{max-width:480px;margin:.5em;vertical-align:top}}</style>
+<style>{PAGE_STYLE}</style>
 </head><body><h1>dlnd tour</h1><p>{len(results)} recipes on embedded data in {total:.0f} s.</p>
-<table><tr><th>recipe</th><th>status</th><th>seconds</th><th>final metrics</th></tr>{"".join(rows)}</table>
+<table><tr><th>recipe</th><th>status</th><th>seconds</th><th>final metrics</th></tr>
+{"".join(rows)}</table>
 {"".join(sections)}</body></html>
 """
     path = out / "index.html"

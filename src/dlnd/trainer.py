@@ -87,14 +87,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+_DEFAULT = TrainConfig()
 TRAINER_OPTIONS = (
-    Option("--optimizer", str, None, "optimiser", choices=OPTIMIZERS),
-    Option("--momentum", float, None, "momentum for sgd-style optimisers"),
-    Option("--weight-decay", float, None, "L2 weight decay"),
-    Option("--schedule", str, None, "learning-rate schedule", choices=SCHEDULES),
-    Option("--clip-grad", float, None, "clip the global gradient norm to this value (0 = off)"),
-    Option("--patience", _positive_int, None, "early stopping patience in epochs (0 = off)"),
-    Option("--bf16", bool, None, "bf16 autocast (fast on CPUs with AVX-512 bf16 and on GPUs)"),
+    Option("--optimizer", str, _DEFAULT.optimizer, "optimiser", choices=OPTIMIZERS),
+    Option("--momentum", float, _DEFAULT.momentum, "momentum for sgd-style optimisers"),
+    Option("--weight-decay", float, _DEFAULT.weight_decay, "L2 weight decay"),
+    Option("--schedule", str, _DEFAULT.schedule, "learning-rate schedule", choices=SCHEDULES),
+    Option("--clip-grad", float, _DEFAULT.clip_grad, "clip the global gradient norm (0 = off)"),
+    Option(
+        "--patience",
+        _positive_int,
+        _DEFAULT.patience,
+        "early-stopping patience in epochs (0 = off)",
+    ),
+    Option(
+        "--bf16", bool, _DEFAULT.bf16, "bf16 autocast (fast on CPUs with AVX-512 bf16 and on GPUs)"
+    ),
 )
 
 
@@ -104,7 +112,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if cuda else "mps" if mps else "cpu"
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise UserError(f"--device {name} was asked for but is not available here; use --device cpu.")
+        raise UserError(
+            f"--device {name} was asked for but is not available here; use --device cpu."
+        )
     if name == "cuda":
         return torch.device("cuda", distributed.state().local_rank)
     return torch.device(name)
@@ -159,7 +169,10 @@ def _make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     if cfg.optimizer in ("sgd", "momentum", "nesterov"):
         momentum = 0.0 if cfg.optimizer == "sgd" else cfg.momentum
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=momentum, nesterov=cfg.optimizer == "nesterov",
+            params,
+            lr=cfg.lr,
+            momentum=momentum,
+            nesterov=cfg.optimizer == "nesterov",
             weight_decay=cfg.weight_decay,
         )
     if cfg.optimizer == "adamw":
@@ -200,8 +213,13 @@ def evaluate(
     device = next(model.parameters()).device
     metrics = metrics if metrics is not None else {"accuracy": accuracy}
     indices = batch_indices(
-        len(dataset), cfg.eval_batch_size * dist.world_size, shuffle=False, seed=0, epoch=0,
-        rank=dist.rank, world=dist.world_size,
+        len(dataset),
+        cfg.eval_batch_size * dist.world_size,
+        shuffle=False,
+        seed=0,
+        epoch=0,
+        rank=dist.rank,
+        world=dist.world_size,
     )
     # With world > 1 a tail of fewer than world examples is left out by batch_indices; give
     # it to rank 0 so that every example is counted exactly once.
@@ -259,7 +277,9 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 class _Loop:
     """State of one ``fit`` call; split into methods so each reads on one screen."""
 
-    def __init__(self, ctx, model, train_set, val_set, cfg, loss_fn, metrics, prepare, augment, info):
+    def __init__(
+        self, ctx, model, train_set, val_set, cfg, loss_fn, metrics, prepare, augment, info
+    ):
         self.ctx, self.cfg = ctx, cfg
         self.train_set, self.val_set = train_set, val_set
         self.loss_fn, self.prepare, self.augment = loss_fn, prepare, augment
@@ -285,8 +305,13 @@ class _Loop:
 
     def _train_batches(self, epoch: int) -> list[torch.Tensor]:
         return batch_indices(
-            len(self.train_set), self.cfg.batch_size, shuffle=True, seed=self.cfg.seed,
-            epoch=epoch, rank=self.dist.rank, world=self.dist.world_size,
+            len(self.train_set),
+            self.cfg.batch_size,
+            shuffle=True,
+            seed=self.cfg.seed,
+            epoch=epoch,
+            rank=self.dist.rank,
+            world=self.dist.world_size,
         )
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -295,8 +320,11 @@ class _Loop:
         sums = torch.zeros(2 + len(self.metrics), dtype=torch.float64)
         batches = self._train_batches(epoch)
         bar = tqdm(
-            _batches_of(self.train_set, batches), total=len(batches), leave=False,
-            desc=f"epoch {epoch}/{cfg.epochs}", disable=None if self.dist.is_main else True,
+            _batches_of(self.train_set, batches),
+            total=len(batches),
+            leave=False,
+            desc=f"epoch {epoch}/{cfg.epochs}",
+            disable=None if self.dist.is_main else True,
         )
         for batch in bar:
             inputs, targets = _to_device(batch, self.device)
@@ -327,7 +355,9 @@ class _Loop:
         distributed.all_reduce_sum(sums)
         count = max(float(sums[0]), 1.0)
         row = {"train_loss": float(sums[1]) / count}
-        row.update({f"train_{name}": float(sums[2 + i]) / count for i, name in enumerate(self.metrics)})
+        row.update(
+            {f"train_{name}": float(sums[2 + i]) / count for i, name in enumerate(self.metrics)}
+        )
         return row
 
     def _check_finite(self, loss: float, epoch: int) -> None:
@@ -347,8 +377,12 @@ class _Loop:
             row = {"epoch": epoch, **self.train_epoch(epoch)}
             if self.val_set is not None:
                 scores = evaluate(
-                    self.module, self.val_set, self.cfg, loss_fn=self.loss_fn,
-                    metrics=self.metrics, prepare=self.prepare,
+                    self.module,
+                    self.val_set,
+                    self.cfg,
+                    loss_fn=self.loss_fn,
+                    metrics=self.metrics,
+                    prepare=self.prepare,
                 )
                 row.update({f"val_{k}": v for k, v in scores.items()})
             row["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -359,13 +393,19 @@ class _Loop:
             self.ctx.info(_format_row(row))
             self._save(epoch)
             if stop:
-                self.ctx.info(f"early stopping: no better {self.cfg.monitor} for {self.cfg.patience} epochs")
+                self.ctx.info(
+                    f"early stopping: no better {self.cfg.monitor} for {self.cfg.patience} epochs"
+                )
                 break
         self.module.load_state_dict(self.best_state)
         if self.ctx.is_main and self.history:
-            self.ctx.save_figure(learning_curves(self.history, self.ctx.recipe.name), "learning_curves")
+            self.ctx.save_figure(
+                learning_curves(self.history, self.ctx.recipe.name), "learning_curves"
+            )
         stopped_early = bool(self.history) and self.history[-1]["epoch"] < self.cfg.epochs
-        return TrainResult(self.module, self.history, self.best_epoch, str(self.device), stopped_early)
+        return TrainResult(
+            self.module, self.history, self.best_epoch, str(self.device), stopped_early
+        )
 
     def _track_best(self, row: dict[str, Any], epoch: int) -> bool:
         """Remember the best weights; True when early stopping says stop."""
@@ -399,7 +439,9 @@ class _Loop:
         }
         save_tensors(self.ctx.run_dir / STATE_FILE, tensors, meta)
         best_metrics = self.history[self.best_epoch - 1] if self.best_epoch else {}
-        save_model(self.ctx.run_dir, self.best_state, self._model_meta(self.best_epoch, best_metrics))
+        save_model(
+            self.ctx.run_dir, self.best_state, self._model_meta(self.best_epoch, best_metrics)
+        )
 
     def _model_meta(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -458,7 +500,9 @@ def _is_jsonable(value: Any) -> bool:
     return True
 
 
-def _flatten_optimizer(state_dict: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _flatten_optimizer(
+    state_dict: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> dict[str, Any]:
     """Move the optimizer's tensors into ``tensors``; return the JSON-able rest."""
     scalars: dict[str, dict[str, Any]] = {}
     for param_id, param_state in state_dict["state"].items():
@@ -510,8 +554,16 @@ def fit(
             f"{cfg.batch_size}, {cfg.lr})."
         )
     loop = _Loop(
-        ctx, model, train_set, val_set, cfg, loss_fn or nn.CrossEntropyLoss(), metrics, prepare,
-        augment, info,
+        ctx,
+        model,
+        train_set,
+        val_set,
+        cfg,
+        loss_fn or nn.CrossEntropyLoss(),
+        metrics,
+        prepare,
+        augment,
+        info,
     )
     # Each process draws its own dropout/augmentation noise; rank 0 matches one process.
     torch.manual_seed(cfg.seed + loop.dist.rank)

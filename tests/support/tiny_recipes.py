@@ -57,8 +57,9 @@ def run(ctx) -> dict[str, float]:
         loss_fn = NanAfter(ctx.cfg["nan_at_epoch"], -(-len(train) // cfg.batch_size))
     sleep = ctx.cfg["epoch_sleep"]
     metrics = {
-        "accuracy": lambda out, y: (time.sleep(sleep / 10) if sleep else None)
-        or (out.argmax(1) == y).float()
+        "accuracy": lambda out, y: (
+            (time.sleep(sleep / 10) if sleep else None) or (out.argmax(1) == y).float()
+        )
     }
     result = fit(ctx, build_model(ctx.cfg, {}), train, val, cfg, loss_fn=loss_fn, metrics=metrics)
     if ctx.cfg["dump_params"]:
