@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,3 +121,20 @@ def test_config_json_records_every_value(tmp_path):
 def test_failure_of_the_run_itself_exits_1(tmp_path):
     result = run_dlnd("run", "tiny", "--nan-at-epoch", "1", "--out", str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_run_recipe_from_python(tmp_path):
+    import dlnd
+
+    final = dlnd.run_recipe("tiny", epochs=2, out=str(tmp_path))
+    assert final["metrics"]["val_accuracy"] > 0.8
+    assert Path(final["run_dir"]).parent == tmp_path / "tiny"
+    assert json.loads((Path(final["run_dir"]) / "config.json").read_text())["epochs"] == 2
+
+
+def test_run_recipe_rejects_unknown_options(tmp_path):
+    import dlnd
+    from dlnd.errors import UserError
+
+    with pytest.raises(UserError, match="tiny has no option hidden"):
+        dlnd.run_recipe("tiny", hidden=3, out=str(tmp_path))

@@ -6,3 +6,10 @@ server (``dlnd.serve``), all reachable from the ``dlnd`` command line.
 """
 
 __version__ = "0.1.0"
+
+
+def run_recipe(name: str, **options):
+    """Train a recipe from Python; see :func:`dlnd.cli.run_recipe`."""
+    from dlnd.cli import run_recipe as _run_recipe
+
+    return _run_recipe(name, **options)

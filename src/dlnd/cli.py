@@ -175,7 +175,22 @@ def execute(recipe: Recipe, cfg: dict[str, Any], run_dir: Path | None = None) ->
     metrics = recipe.run(ctx)
     final = ctx.write_final(metrics, device=_device_label(recipe, device))
     distributed.barrier()
-    return final
+    return {**final, "run_dir": str(run_dir)}
+
+
+def run_recipe(name: str, **options: Any) -> dict[str, Any]:
+    """Train recipe ``name`` from Python, e.g. ``run_recipe("spirals", quick=True, epochs=5)``.
+
+    ``options`` take the names of the command-line flags with underscores; returns what
+    ``final.json`` holds (metrics, wall time, device, versions) plus ``run_dir``.
+    """
+    recipe = get_recipe(name)
+    known = set(COMMON_DEFAULTS) | {o.dest for o in recipe.options}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"{name} has no option {', '.join(unknown)}; see 'dlnd run {name} --help'.")
+    cfg = resolve_config(recipe, options)
+    return execute(recipe, cfg)
 
 
 def _device_label(recipe: Recipe, device: Any) -> str:
