@@ -42,6 +42,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the user cache of every test inside a temporary folder shared by the session."""
+    """Keep the user cache of every test inside a temporary folder shared by the session,
+    and forbid downloads: a test that needs the network must serve it on 127.0.0.1 itself."""
     cache = tmp_path_factory.getbasetemp() / "xdg-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("DLND_OFFLINE", "1")
