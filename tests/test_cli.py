@@ -138,3 +138,20 @@ def test_run_recipe_rejects_unknown_options(tmp_path):
 
     with pytest.raises(UserError, match="tiny has no option hidden"):
         dlnd.run_recipe("tiny", hidden=3, out=str(tmp_path))
+
+
+def test_missing_data_is_a_user_error_and_leaves_no_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("DLND_DATA", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "runs"
+    result = run_dlnd(
+        "run", "bike-sharing", "--data-dir", str(empty), "--out", str(out), DLND_OFFLINE="1"
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr.strip()
+    assert message.count("\n") == 0
+    assert "data set bike-sharing is missing" in message
+    assert str(empty / "bike-sharing") in message and "https://" in message
+    assert not any((out / "bike-sharing").glob("*")), "a refused run must leave no run folder"

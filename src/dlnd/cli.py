@@ -172,7 +172,13 @@ def execute(recipe: Recipe, cfg: dict[str, Any], run_dir: Path | None = None) ->
     ctx.write_config()
     ctx.info(f"{recipe.name}: writing to {run_dir}")
     seed_everything(cfg["seed"])
-    metrics = recipe.run(ctx)
+    try:
+        metrics = recipe.run(ctx)
+    except UserError:
+        # A run refused before its first epoch (missing data, bad option) leaves no folder.
+        if dist.is_main and not resumed and not (run_dir / "metrics.jsonl").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     final = ctx.write_final(metrics, device=_device_label(recipe, device))
     distributed.barrier()
     return {**final, "run_dir": str(run_dir)}
