@@ -317,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"dlnd: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. 'dlnd list | head': the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "dlnd: interrupted; the last checkpoint is kept (continue with --resume).",
