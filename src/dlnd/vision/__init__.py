@@ -1,0 +1,1 @@
+"""Vision with PyTorch: image classifiers, their data and figures, and what convolution does."""

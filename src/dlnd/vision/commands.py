@@ -1,0 +1,95 @@
+"""``dlnd predict``, ``dlnd filters`` and ``dlnd features``: vision commands outside training."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from dlnd.checkpoint import load_model
+from dlnd.errors import UserError
+from dlnd.vision import filters, reports
+from dlnd.vision.predict import classify_files, load_image
+
+
+def save(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Print the top-k classes of each image; one error line per unreadable file (status 2)."""
+    if args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
+    model, meta = load_model(Path(args.run_dir))
+    results = classify_files(model, meta.get("info", {}), args.images, args.top_k)
+    for result in results:
+        if result.error is not None:
+            print(f"dlnd: error: {result.error}", file=sys.stderr)
+        else:
+            ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in result.top)
+            print(f"{result.path}: {ranked}")
+    return 2 if any(r.error is not None for r in results) else 0
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    """Save the conv -> ReLU -> max-pool figure of the edge filters for one image."""
+    path = Path(args.image)
+    stages = filters.conv_relu_pool_stages(filters.grey_image(path))
+    figure = filters.stages_figure(stages, path.name)
+    print(save(figure, Path(args.out) / f"filters_{path.stem}.png"))
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Save a trained CNN's first-layer filters and its feature maps for one image."""
+    run_dir = Path(args.run_dir)
+    model, meta = load_model(run_dir)
+    info = meta.get("info", {})
+    if info.get("task") != "image-classification":
+        raise UserError(f"{run_dir} is not a run of an image classifier; give a run of "
+                        "mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier.")
+    try:
+        layer = reports.first_conv(model)
+    except ValueError:
+        raise UserError(f"The model of {run_dir} has no convolution layer (an MLP); "
+                        "give a run of a CNN.") from None
+    image = load_image(args.image, info)[0]
+    out = Path(args.out) if args.out else run_dir / "plots"
+    stem = Path(args.image).stem
+    print(save(reports.filters_figure(layer.weight), out / "first_layer_filters.png"))
+    maps = reports.first_layer_maps(model, image)
+    print(save(reports.feature_maps_figure(image, maps), out / f"feature_maps_{stem}.png"))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the vision commands to the ``dlnd`` command line."""
+    p = subparsers.add_parser(
+        "predict", help="classify image files with a trained image classifier",
+        description="Print the top-k classes with probabilities for each image file.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of an image classifier")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (JPEG, PNG, ...)")
+    p.add_argument("--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    p.set_defaults(func=cmd_predict)
+
+    p = subparsers.add_parser(
+        "filters", help="show what edge-detecting convolution filters do to an image",
+        description="Apply the course's edge filters and Sobel as a fixed nn.Conv2d, then ReLU "
+        "and 2x2 max-pool, and save the stages as one figure.",
+    )
+    p.add_argument("image", metavar="IMAGE", help="an image file")
+    p.add_argument("--out", default=".", help="folder for the figure (default .)")
+    p.set_defaults(func=cmd_filters)
+
+    p = subparsers.add_parser(
+        "features", help="first-layer filters and feature maps of a trained CNN for an image",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a CNN classifier")
+    p.add_argument("image", metavar="IMAGE", help="an image file")
+    p.add_argument("--out", help="folder for the figures (default RUN_DIR/plots)")
+    p.set_defaults(func=cmd_features)
