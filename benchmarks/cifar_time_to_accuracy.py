@@ -56,8 +56,14 @@ class PilImages(Dataset):
 def classic(data, target: float, cap_s: float) -> dict:
     """The course's training loop: one epoch of SGD, then validation, until target or cap."""
     normalize = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    train_tf = transforms.Compose([transforms.RandomHorizontalFlip(), transforms.RandomRotation(10),
-                                   transforms.ToTensor(), normalize])
+    train_tf = transforms.Compose(
+        [
+            transforms.RandomHorizontalFlip(),
+            transforms.RandomRotation(10),
+            transforms.ToTensor(),
+            normalize,
+        ]
+    )
     val_tf = transforms.Compose([transforms.ToTensor(), normalize])
     train = DataLoader(PilImages(*data.train.tensors, train_tf), batch_size=20, shuffle=True)
     val = DataLoader(PilImages(*data.val.tensors, val_tf), batch_size=20)
@@ -79,10 +85,17 @@ def classic(data, target: float, cap_s: float) -> dict:
                 correct += int((model(images).argmax(1) == labels).sum())
         epochs += 1
         accuracy = correct / len(val.dataset)
-        print(f"  classic epoch {epochs}: val accuracy {accuracy:.2%} at "
-              f"{time.time() - started:.0f} s", flush=True)
-    return {"seconds": time.time() - started, "epochs": epochs, "val_accuracy": accuracy,
-            "reached": accuracy >= target}
+        print(
+            f"  classic epoch {epochs}: val accuracy {accuracy:.2%} at "
+            f"{time.time() - started:.0f} s",
+            flush=True,
+        )
+    return {
+        "seconds": time.time() - started,
+        "epochs": epochs,
+        "val_accuracy": accuracy,
+        "reached": accuracy >= target,
+    }
 
 
 def ours(target: float, flags: dict, out: Path) -> dict:
@@ -97,10 +110,18 @@ def ours(target: float, flags: dict, out: Path) -> dict:
     for row in rows:
         elapsed += row["time_s"]
         if row["val_accuracy"] >= target:
-            return {"seconds": elapsed, "epochs": row["epoch"], "val_accuracy": row["val_accuracy"],
-                    "reached": True}
-    return {"seconds": elapsed, "epochs": len(rows), "val_accuracy": rows[-1]["val_accuracy"],
-            "reached": False}
+            return {
+                "seconds": elapsed,
+                "epochs": row["epoch"],
+                "val_accuracy": row["val_accuracy"],
+                "reached": True,
+            }
+    return {
+        "seconds": elapsed,
+        "epochs": len(rows),
+        "val_accuracy": rows[-1]["val_accuracy"],
+        "reached": False,
+    }
 
 
 def main() -> None:
@@ -118,12 +139,16 @@ def main() -> None:
     slow = classic(data, args.target, args.cap_minutes * 60)
     ratio = slow["seconds"] / fast["seconds"]
     bound = "" if slow["reached"] else " (classic hit the cap: ratio is a lower bound)"
-    print(f"\nCIFAR-10 time to {args.target:.0%} validation accuracy, {os.cpu_count()} CPU cores, "
-          f"torch {torch.__version__}, {platform.machine()}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"\nCIFAR-10 time to {args.target:.0%} validation accuracy, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__}, {platform.machine()}, {time.strftime('%Y-%m-%d')}"
+    )
     print("| setup | epochs | val accuracy | seconds |\n|---|---|---|---|")
     for name, result in (("classic course CNN", slow), ("cifar10-cnn", fast)):
-        print(f"| {name} | {result['epochs']} | {result['val_accuracy']:.2%} | "
-              f"{result['seconds']:.0f} |")
+        print(
+            f"| {name} | {result['epochs']} | {result['val_accuracy']:.2%} | "
+            f"{result['seconds']:.0f} |"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"speed-up: {ratio:.1f}x{bound}; peak memory of the process {peak:.0f} MiB")
 

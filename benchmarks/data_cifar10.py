@@ -54,8 +54,10 @@ def main() -> None:
     assert split.train_images.shape == (50000, 32, 32, 3)
     rows.append(("load_cifar10 from the cache", t, t / base))
 
-    print(f"# CIFAR-10 JPEG archive, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"NumPy {np.__version__}, Pillow {PIL.__version__}, median of {args.repeats}")
+    print(
+        f"# CIFAR-10 JPEG archive, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, Pillow {PIL.__version__}, median of {args.repeats}"
+    )
     print(f"| {'step':<42} | {'seconds':>8} | {'vs baseline':>11} |")
     print(f"| {'-' * 42} | {'-' * 7}: | {'-' * 10}: |")
     for name, seconds, ratio in rows:

@@ -37,11 +37,15 @@ def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
 
 
 def test_safe_tar_is_unpacked_with_strip_and_keep(tmp_path):
-    archive = _tar(tmp_path / "ok.tar.gz", [_file("top/a.txt"), _file("top/sub/b.txt"),
-                                             _file("top/skip.txt"), _file("other/c.txt")])
+    archive = _tar(
+        tmp_path / "ok.tar.gz",
+        [_file("top/a.txt"), _file("top/sub/b.txt"), _file("top/skip.txt"), _file("other/c.txt")],
+    )
     written = safe_extract(archive, tmp_path / "out", strip="top/", keep=("a.txt", "sub/b.txt"))
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == [
-        "a.txt", "sub/b.txt"]
+        "a.txt",
+        "sub/b.txt",
+    ]
     assert (tmp_path / "out" / "sub" / "b.txt").read_bytes() == b"data"
     assert not (tmp_path / "out" / "skip.txt").exists()
 

@@ -68,11 +68,18 @@ def online(monkeypatch):
     monkeypatch.delenv("DLND_OFFLINE")
 
 
-def _dataset(files: tuple[DataFile, ...] = (), archives: tuple[Archive, ...] = (),
-             folder: str = "toy") -> Dataset:
-    return Dataset(name="toy", folder=folder, description="test data", licence="CC0",
-                   citation="none", homepage="http://127.0.0.1/",
-                   layouts=(Layout("all", files=files, archives=archives),))
+def _dataset(
+    files: tuple[DataFile, ...] = (), archives: tuple[Archive, ...] = (), folder: str = "toy"
+) -> Dataset:
+    return Dataset(
+        name="toy",
+        folder=folder,
+        description="test data",
+        licence="CC0",
+        citation="none",
+        homepage="http://127.0.0.1/",
+        layouts=(Layout("all", files=files, archives=archives),),
+    )
 
 
 def _sha(data: bytes) -> str:
@@ -86,8 +93,12 @@ def _cache(tmp_path: Path) -> Path:
 def test_download_is_verified_cached_and_not_repeated(tmp_path, online):
     body = os.urandom(300_000)
     with _Server({"/toy.bin": body}) as server:
-        data_file = DataFile("toy.bin", sha256=_sha(body), size=len(body),
-                             urls=(server.url + "/missing.bin", server.url + "/toy.bin"))
+        data_file = DataFile(
+            "toy.bin",
+            sha256=_sha(body),
+            size=len(body),
+            urls=(server.url + "/missing.bin", server.url + "/toy.bin"),
+        )
         dataset = _dataset((data_file,))
         folder = resolve_dataset(dataset)
         assert folder == _cache(tmp_path) / "toy"
@@ -100,8 +111,9 @@ def test_download_is_verified_cached_and_not_repeated(tmp_path, online):
 
 def test_download_with_wrong_checksum_is_deleted(tmp_path, online):
     with _Server({"/toy.bin": b"tampered bytes"}) as server:
-        dataset = _dataset((DataFile("toy.bin", sha256=_sha(b"the real bytes"),
-                                     urls=(server.url + "/toy.bin",)),))
+        dataset = _dataset(
+            (DataFile("toy.bin", sha256=_sha(b"the real bytes"), urls=(server.url + "/toy.bin",)),)
+        )
         with pytest.raises(UserError, match="wrong checksum.*was deleted"):
             resolve_dataset(dataset)
     folder = _cache(tmp_path) / "toy"
@@ -111,8 +123,9 @@ def test_download_with_wrong_checksum_is_deleted(tmp_path, online):
 def test_md5_only_file_is_verified_with_md5(tmp_path, online):
     body = b"published with an md5 only"
     with _Server({"/f.gz": body}) as server:
-        good = _dataset((DataFile("f.gz", md5=hashlib.md5(body).hexdigest(),
-                                  urls=(server.url + "/f.gz",)),))
+        good = _dataset(
+            (DataFile("f.gz", md5=hashlib.md5(body).hexdigest(), urls=(server.url + "/f.gz",)),)
+        )
         assert (resolve_dataset(good) / "f.gz").read_bytes() == body
         bad = _dataset((DataFile("g.gz", md5="0" * 32, urls=(server.url + "/f.gz",)),))
         with pytest.raises(UserError, match="md5"):
@@ -135,8 +148,14 @@ def test_archive_download_is_unpacked_verified_and_removed(tmp_path, online):
     with _Server({"/pack.tar.gz": archive}) as server:
         dataset = _dataset(
             files=(DataFile("a.txt", sha256=_sha(pos)), DataFile("b.txt", sha256=_sha(neg))),
-            archives=(Archive("pack.tar.gz", (server.url + "/pack.tar.gz",), strip="pack/",
-                              keep=("a.txt", "b.txt")),),
+            archives=(
+                Archive(
+                    "pack.tar.gz",
+                    (server.url + "/pack.tar.gz",),
+                    strip="pack/",
+                    keep=("a.txt", "b.txt"),
+                ),
+            ),
         )
         folder = resolve_dataset(dataset)
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt", "b.txt"]
@@ -145,8 +164,10 @@ def test_archive_download_is_unpacked_verified_and_removed(tmp_path, online):
 def test_archive_with_a_bad_member_leaves_nothing_behind(tmp_path, online):
     archive = _tar_bytes({"a.txt": b"not what the catalogue says"})
     with _Server({"/pack.tar.gz": archive}) as server:
-        dataset = _dataset(files=(DataFile("a.txt", sha256=_sha(b"expected")),),
-                           archives=(Archive("pack.tar.gz", (server.url + "/pack.tar.gz",)),))
+        dataset = _dataset(
+            files=(DataFile("a.txt", sha256=_sha(b"expected")),),
+            archives=(Archive("pack.tar.gz", (server.url + "/pack.tar.gz",)),),
+        )
         with pytest.raises(UserError, match="checksum mismatch"):
             resolve_dataset(dataset)
     assert list((_cache(tmp_path) / "toy").iterdir()) == []
@@ -169,8 +190,10 @@ def test_offline_error_names_file_path_and_url(tmp_path):
     expected_path = _cache(tmp_path) / "fashion-mnist" / "train-images-idx3-ubyte.gz"
     assert "train-images-idx3-ubyte.gz" in message
     assert str(expected_path) in message
-    assert "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/" \
-           "train-images-idx3-ubyte.gz" in message
+    assert (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        "train-images-idx3-ubyte.gz" in message
+    )
     assert "DLND_OFFLINE=1" in message
 
 
@@ -215,8 +238,9 @@ def test_verified_digest_is_cached_until_the_file_changes(tmp_path, monkeypatch)
     path.write_bytes(b"a" * 1000)
     calls = []
     real_hash = checksums.hash_file
-    monkeypatch.setattr(checksums, "hash_file",
-                        lambda p, algorithm: calls.append(p) or real_hash(p, algorithm))
+    monkeypatch.setattr(
+        checksums, "hash_file", lambda p, algorithm: calls.append(p) or real_hash(p, algorithm)
+    )
     first = checksums.file_digest(path, "sha256")
     assert checksums.file_digest(path, "sha256") == first
     assert len(calls) == 1

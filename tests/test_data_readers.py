@@ -36,8 +36,14 @@ from dlnd.data.readers import (
 )
 from dlnd.errors import UserError
 
-IDX_CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype(">i2"): 0x0B,
-             np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+IDX_CODES = {
+    np.dtype("u1"): 0x08,
+    np.dtype("i1"): 0x09,
+    np.dtype(">i2"): 0x0B,
+    np.dtype(">i4"): 0x0C,
+    np.dtype(">f4"): 0x0D,
+    np.dtype(">f8"): 0x0E,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +61,9 @@ def write_idx(path: Path, array: np.ndarray, compress: bool) -> Path:
     return path
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     array=hnp.arrays(
         dtype=st.sampled_from(list(IDX_CODES)),
@@ -101,8 +108,9 @@ def test_read_idx_damaged_gzip(tmp_path):
         read_idx(tmp_path / "bad.gz")
 
 
-_words = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
-                 min_size=1, max_size=8)
+_words = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=8
+)
 
 
 def _not_a_number(text: str) -> bool:
@@ -113,8 +121,9 @@ def _not_a_number(text: str) -> bool:
     return False
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.data(),
     n_rows=st.integers(1, 6),
@@ -124,11 +133,17 @@ def test_read_table_parses_numbers_and_strings(tmp_path, data, n_rows, kinds):
     columns = {}
     for i, numeric in enumerate(kinds):
         if numeric:
-            values = data.draw(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64),
-                                        min_size=n_rows, max_size=n_rows))
+            values = data.draw(
+                st.lists(
+                    st.floats(allow_nan=False, allow_infinity=False, width=64),
+                    min_size=n_rows,
+                    max_size=n_rows,
+                )
+            )
         else:
-            values = data.draw(st.lists(_words.filter(_not_a_number), min_size=n_rows,
-                                        max_size=n_rows))
+            values = data.draw(
+                st.lists(_words.filter(_not_a_number), min_size=n_rows, max_size=n_rows)
+            )
         columns[f"col{i}"] = values
     path = tmp_path / "t.csv"
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -196,7 +211,8 @@ def test_load_mnist_offline_split_is_stratified_and_deterministic(shared_data):
     assert "8,000 train / 2,000 test" in split.source and "seed 0" in split.source
     all_labels = read_idx(shared_data / "mnist" / "t10k-labels-idx1-ubyte.gz")
     np.testing.assert_array_equal(
-        np.bincount(split.train_labels) + np.bincount(split.test_labels), np.bincount(all_labels))
+        np.bincount(split.train_labels) + np.bincount(split.test_labels), np.bincount(all_labels)
+    )
     assert np.all(np.abs(np.bincount(split.test_labels) - np.bincount(all_labels) / 5) <= 1)
     again = load_mnist(shared_data, seed=0)
     np.testing.assert_array_equal(again.test_images, split.test_images)
@@ -214,8 +230,11 @@ def _write_fake_idx_set(folder: Path, sizes: dict[str, int]) -> dict[str, np.nda
     for prefix, n in sizes.items():
         arrays[prefix] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", arrays[prefix], compress=True)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz",
-                  rng.integers(0, 10, n, dtype=np.uint8), compress=True)
+        write_idx(
+            folder / f"{prefix}-labels-idx1-ubyte.gz",
+            rng.integers(0, 10, n, dtype=np.uint8),
+            compress=True,
+        )
     return arrays
 
 
@@ -315,7 +334,11 @@ def test_image_folder_files(tmp_path, shared_data):
     files, classes = image_folder_files(tmp_path)
     assert classes == ["ants", "bees"]
     assert [(p.relative_to(tmp_path).as_posix(), c) for p, c in files] == [
-        ("ants/a.png", 0), ("ants/b.JPG", 0), ("bees/a.png", 1), ("bees/b.JPG", 1)]
+        ("ants/a.png", 0),
+        ("ants/b.JPG", 0),
+        ("bees/a.png", 1),
+        ("bees/b.JPG", 1),
+    ]
     files, classes = image_folder_files(shared_data / "hymenoptera" / "val")
     assert len(files) == 153 and classes == ["ants", "bees"]
     with pytest.raises(UserError, match="not a folder"):

@@ -12,8 +12,12 @@ from dlnd.vision.augment import crop_and_flip, random_crop, random_flip
 
 @settings(max_examples=25, deadline=None)
 @given(
-    batch=st.integers(1, 6), channels=st.sampled_from([1, 3]), height=st.integers(4, 12),
-    width=st.integers(4, 12), padding=st.integers(0, 4), uint8=st.booleans(),
+    batch=st.integers(1, 6),
+    channels=st.sampled_from([1, 3]),
+    height=st.integers(4, 12),
+    width=st.integers(4, 12),
+    padding=st.integers(0, 4),
+    uint8=st.booleans(),
 )
 def test_random_crop_returns_a_window_of_the_padded_image(
     batch, channels, height, width, padding, uint8

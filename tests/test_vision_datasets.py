@@ -20,8 +20,14 @@ from dlnd.vision.datasets import (
     to_nchw,
 )
 
-SPEC = {"channels": 3, "height": 16, "width": 16, "color": "RGB", "resize": "center-crop",
-        "invert": False}
+SPEC = {
+    "channels": 3,
+    "height": 16,
+    "width": 16,
+    "color": "RGB",
+    "resize": "center-crop",
+    "invert": False,
+}
 
 
 def test_to_nchw_moves_channels_first():
@@ -48,8 +54,10 @@ def test_fit_image_center_crop_keeps_the_middle():
     out = fit_image(Image.fromarray(pixels), {**SPEC, "height": 8, "width": 8})
     assert out.shape == (3, 8, 8)
     assert out[1].min() > 200 and out[0].max() < 60 and out[2].max() < 60
-    stretched = fit_image(Image.fromarray(pixels), {**SPEC, "height": 8, "width": 9,
-                                                    "resize": "stretch", "color": "L"})
+    stretched = fit_image(
+        Image.fromarray(pixels),
+        {**SPEC, "height": 8, "width": 9, "resize": "stretch", "color": "L"},
+    )
     assert stretched.shape == (1, 8, 9)
 
 

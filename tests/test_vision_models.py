@@ -20,8 +20,13 @@ def test_normalize_is_per_channel_standardisation():
 
 @pytest.mark.parametrize(
     ("name", "shape"),
-    [("mlp", (1, 28, 28)), ("cnn", (1, 28, 28)), ("resnet", (3, 32, 32)), ("resnet", (3, 64, 64)),
-     ("cnn", (3, 64, 64))],
+    [
+        ("mlp", (1, 28, 28)),
+        ("cnn", (1, 28, 28)),
+        ("resnet", (3, 32, 32)),
+        ("resnet", (3, 64, 64)),
+        ("cnn", (3, 64, 64)),
+    ],
 )
 def test_classifiers_map_pixels_to_logits(name, shape):
     model = build_classifier(name, shape, 7, [0.5] * shape[0], [0.25] * shape[0], width=16)
@@ -45,8 +50,9 @@ def test_confusion_matrix_and_per_class_accuracy_count_by_hand():
     predicted = torch.tensor([0, 1, 1, 1, 2, 0])
     confusion = reports.confusion_matrix(predicted, targets, 3)
     assert confusion.tolist() == [[1, 1, 0], [0, 2, 1], [1, 0, 0]]
-    torch.testing.assert_close(reports.per_class_accuracy(confusion),
-                               torch.tensor([0.5, 2 / 3, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        reports.per_class_accuracy(confusion), torch.tensor([0.5, 2 / 3, 0.0], dtype=torch.float64)
+    )
 
 
 def test_first_layer_maps_are_the_first_convolution_of_the_normalised_image():

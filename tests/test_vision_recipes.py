@@ -26,8 +26,9 @@ CLASSIFIER_PLOTS = {"learning_curves", "per_class_accuracy", "confusion_matrix",
 
 def quick_run(name: str, tmp_path, **flags) -> tuple[dict, object]:
     recipe = get_recipe(name)
-    cfg = resolve_config(recipe, {"quick": True, "embedded": True, "out": str(tmp_path),
-                                  "device": "cpu", **flags})
+    cfg = resolve_config(
+        recipe, {"quick": True, "embedded": True, "out": str(tmp_path), "device": "cpu", **flags}
+    )
     run_dir = tmp_path / name
     run_dir.mkdir()
     return execute(recipe, cfg, run_dir=run_dir)["metrics"], run_dir
@@ -35,8 +36,13 @@ def quick_run(name: str, tmp_path, **flags) -> tuple[dict, object]:
 
 @pytest.mark.parametrize(
     ("name", "chance"),
-    [("mnist-mlp", 0.1), ("mnist-cnn", 0.1), ("fashion-mnist", 0.1), ("cifar10-cnn", 0.1),
-     ("image-classifier", 0.25)],
+    [
+        ("mnist-mlp", 0.1),
+        ("mnist-cnn", 0.1),
+        ("fashion-mnist", 0.1),
+        ("cifar10-cnn", 0.1),
+        ("image-classifier", 0.25),
+    ],
 )
 def test_quick_classifier_learns_and_reports(name, chance, tmp_path):
     metrics, run_dir = quick_run(name, tmp_path)
@@ -49,8 +55,16 @@ def test_quick_classifier_learns_and_reports(name, chance, tmp_path):
     model, meta = load_model(run_dir)
     info = meta["info"]
     assert info["task"] == "image-classification"
-    assert set(info["input"]) >= {"channels", "height", "width", "color", "resize", "invert",
-                                  "mean", "std"}
+    assert set(info["input"]) >= {
+        "channels",
+        "height",
+        "width",
+        "color",
+        "resize",
+        "invert",
+        "mean",
+        "std",
+    }
     json.dumps(info)  # plain JSON for the serving side
 
 
@@ -77,7 +91,8 @@ def test_fashion_mnist_trains_on_idx_files(tmp_path):
         read_idx(tmp_path / "train-labels-idx1-ubyte.gz").astype(np.int64),
         read_idx(tmp_path / "t10k-images-idx3-ubyte.gz"),
         read_idx(tmp_path / "t10k-labels-idx1-ubyte.gz").astype(np.int64),
-        FASHION_MNIST_CLASSES, "IDX files written by the test",
+        FASHION_MNIST_CLASSES,
+        "IDX files written by the test",
     )
     assert np.array_equal(split.train_images, images[:1200])
     data = from_split(split, color="L", seed=0, invert="auto")
@@ -94,14 +109,20 @@ def test_fashion_mnist_trains_on_idx_files(tmp_path):
 def test_conv_filters_recipe_on_the_embedded_road(tmp_path):
     metrics, run_dir = quick_run("conv-filters", tmp_path)
     assert (run_dir / "plots" / "conv_relu_pool.png").is_file()
-    assert set(metrics) == {"mean_response_vertical", "mean_response_vertical_negative",
-                            "mean_response_horizontal", "mean_response_horizontal_negative",
-                            "mean_response_Sobel_x", "mean_response_Sobel_y"}
+    assert set(metrics) == {
+        "mean_response_vertical",
+        "mean_response_vertical_negative",
+        "mean_response_horizontal",
+        "mean_response_horizontal_negative",
+        "mean_response_Sobel_x",
+        "mean_response_Sobel_y",
+    }
     assert all(value > 0 for value in metrics.values())
 
 
 def test_conv_filters_recipe_on_the_shared_road_photo(tmp_path, shared_data):
-    metrics, run_dir = quick_run("conv-filters", tmp_path, embedded=False,
-                                 data_dir=str(shared_data))
+    metrics, run_dir = quick_run(
+        "conv-filters", tmp_path, embedded=False, data_dir=str(shared_data)
+    )
     assert metrics["mean_response_vertical"] > 0
     assert (run_dir / "plots" / "conv_relu_pool.png").is_file()

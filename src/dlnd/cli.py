@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import os
 import shutil
@@ -297,8 +296,7 @@ def build_parser() -> Parser:
     p.add_argument("--only", nargs="+", metavar="RECIPE", help="run only these recipes")
     p.set_defaults(func=cmd_tour)
     for module in COMMAND_MODULES:
-        if _exists(module):  # TODO-INTEGRATION
-            importlib.import_module(module).register(sub)
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -334,10 +332,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _exists(module: str) -> bool:  # TODO-INTEGRATION
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,8 +84,6 @@ def all_recipes() -> dict[str, Recipe]:
     if not _loaded:
         extra = [m for m in os.environ.get("DLND_RECIPE_MODULES", "").split(",") if m.strip()]
         for module in (*RECIPE_MODULES, *extra):
-            if module in RECIPE_MODULES and not _exists(module):  # TODO-INTEGRATION
-                continue
             try:
                 importlib.import_module(module.strip())
             except ModuleNotFoundError as err:
@@ -107,10 +104,3 @@ def get_recipe(name: str) -> Recipe:
     close = difflib.get_close_matches(name, recipes, n=3)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UserError(f"Unknown recipe {name!r}.{hint} Run 'dlnd list' to see every recipe.")
-
-
-def _exists(module: str) -> bool:  # TODO-INTEGRATION
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False

@@ -92,15 +92,21 @@ def safe_extract(
             members = list(_zip_members(zf, archive))
             return _copy_out(members, dest, strip, keep, zf.open)
     if not tarfile.is_tarfile(archive):
-        raise UserError(f"{archive} is neither a tar nor a zip archive; delete it and download "
-                        "it again.")
+        raise UserError(
+            f"{archive} is neither a tar nor a zip archive; delete it and download it again."
+        )
     with tarfile.open(archive) as tar:
         members = list(_tar_members(tar, archive))
         return _copy_out(members, dest, strip, keep, tar.extractfile)
 
 
-def _copy_out(members: list[Member], dest: Path, strip: str, keep: tuple[str, ...],
-              open_member: Callable[[str], IO[bytes]]) -> list[Path]:
+def _copy_out(
+    members: list[Member],
+    dest: Path,
+    strip: str,
+    keep: tuple[str, ...],
+    open_member: Callable[[str], IO[bytes]],
+) -> list[Path]:
     written = []
     for name, path, is_dir in members:
         relative = _selected(path, strip, keep)

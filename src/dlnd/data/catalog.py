@@ -113,11 +113,17 @@ def _udacity(path: str, sha256: str, size: int, repo_path: str) -> DataFile:
     return DataFile(path, sha256=sha256, size=size, urls=(UDACITY + repo_path,))
 
 
-def _idx_files(base_urls: tuple[str, ...], md5: dict[str, str], sizes: dict[str, int],
-               sha256: dict[str, str]) -> tuple[DataFile, ...]:
+def _idx_files(
+    base_urls: tuple[str, ...], md5: dict[str, str], sizes: dict[str, int], sha256: dict[str, str]
+) -> tuple[DataFile, ...]:
     return tuple(
-        DataFile(name, sha256=sha256.get(name), md5=digest, size=sizes[name],
-                 urls=tuple(base + name for base in base_urls))
+        DataFile(
+            name,
+            sha256=sha256.get(name),
+            md5=digest,
+            size=sizes[name],
+            urls=tuple(base + name for base in base_urls),
+        )
         for name, digest in md5.items()
     )
 
@@ -139,16 +145,16 @@ _MNIST_FILES = _idx_files(
         "t10k-labels-idx1-ubyte.gz": 4542,
     },
     sha256={
-        "t10k-images-idx3-ubyte.gz":
-            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        "t10k-labels-idx1-ubyte.gz":
-            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     },
 )
 
 _FASHION_FILES = _idx_files(
-    ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+    (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
     md5={
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -170,8 +176,10 @@ def _test_only(files: tuple[DataFile, ...]) -> tuple[DataFile, ...]:
 
 
 _STYLE = {  # file name: (sha256, bytes)
-    "ben_passmore.jpg":
-        ("d8ace42ec69808f03ee8de4c36bbff7ba15650eed8623e5a3f29b047d9351ad8", 326241),
+    "ben_passmore.jpg": (
+        "d8ace42ec69808f03ee8de4c36bbff7ba15650eed8623e5a3f29b047d9351ad8",
+        326241,
+    ),
     "delaunay.jpg": ("2f444f0102cd5e594d3e8a2c00ae12d74c21c08833d6b7be87d3c81f72befc22", 102687),
     "hockney.jpg": ("316ab50d7cf7dd04f4cf87e60d2061b6583a99b5d8624a2c168100651018bd68", 18752),
     "janelle.png": ("a77aa9a109b6ba287f47ce94dffb08af5f826f7b3fad307b5d97c02a6a294aa5", 1085377),
@@ -180,13 +188,17 @@ _STYLE = {  # file name: (sha256, bytes)
     "octavia.jpg": ("c47fced051824e4ff615a8f8cb0b2b88d8fe6e0aceb40ac8b9606e06e2959c1f", 22470),
     "octopus.jpg": ("bbacb314a01756c441775947931ec4a9fe4405d33ef4e848852386c5447873c9", 92235),
     "sotomayor.jpg": ("030e96a61ba769b65436664724f05ff5220890f9e8ab84953cb2c7af15c5d9b7", 118564),
-    "space_needle.jpg":
-        ("aff2911f8c0c034bb65034c13730a263ae44d8bd5b92425d3231bab8bf0a9026", 660207),
+    "space_needle.jpg": (
+        "aff2911f8c0c034bb65034c13730a263ae44d8bd5b92425d3231bab8bf0a9026",
+        660207,
+    ),
 }
 
 _CONV = {
-    "bridge_trees_example.jpg":
-        ("3e84f4b92014bf27d54a364970dbb9c93ade56fc95bf3735bf0e595c09356c6c", 232093),
+    "bridge_trees_example.jpg": (
+        "3e84f4b92014bf27d54a364970dbb9c93ade56fc95bf3735bf0e595c09356c6c",
+        232093,
+    ),
     "curved_lane.jpg": ("8cba82db46d16ac50fe1bc26a5e1e09f9687e6314038ade8204f45b7852ca10e", 128326),
     "udacity_sdc.png": ("997b7c5669ad9661d925cc618a3b81edfea6c1982f9b2f0d1b382bde3a1f8312", 144560),
     "white_lines.jpg": ("d49cb4ce4a125487e191b4fc7135fdb9e4483576754fdc71b0735ee9e838772b", 358076),
@@ -225,14 +237,25 @@ DATASETS: dict[str, Dataset] = {
             licence="MIT (Udacity deep-learning-v2-pytorch)",
             citation="Udacity, deep-learning-v2-pytorch (2018)",
             homepage="https://github.com/udacity/deep-learning-v2-pytorch",
-            layouts=(Layout("CSV files", files=(
-                _udacity("gradient_descent_data.csv",
-                         "f0662ef7f84149a54f36566c02bd22719350e02849dbc39f784611323edae0e9", 1778,
-                         "intro-neural-networks/gradient-descent/data.csv"),
-                _udacity("student_data.csv",
-                         "2f5dcda0e455631215709575cc2eede4e5fb4e94cda9c37dab54e26d79dcf8c2", 5088,
-                         "keras/student-admissions-keras/student_data.csv"),
-            )),),
+            layouts=(
+                Layout(
+                    "CSV files",
+                    files=(
+                        _udacity(
+                            "gradient_descent_data.csv",
+                            "f0662ef7f84149a54f36566c02bd22719350e02849dbc39f784611323edae0e9",
+                            1778,
+                            "intro-neural-networks/gradient-descent/data.csv",
+                        ),
+                        _udacity(
+                            "student_data.csv",
+                            "2f5dcda0e455631215709575cc2eede4e5fb4e94cda9c37dab54e26d79dcf8c2",
+                            5088,
+                            "keras/student-admissions-keras/student_data.csv",
+                        ),
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="bike-sharing",
@@ -242,14 +265,29 @@ DATASETS: dict[str, Dataset] = {
             citation="Fanaee-T, H. and Gama, J. (2013). Event labeling combining ensemble "
             "detectors and background knowledge. Progress in Artificial Intelligence.",
             homepage="https://archive.ics.uci.edu/dataset/275/bike+sharing+dataset",
-            layouts=(Layout("UCI archive", archives=(_BIKE_ZIP,), files=(
-                DataFile("Readme.txt", size=5333,
-                         sha256="5ad25b76496fc951569eeee64cae6582b1ea4448d7730f5eff968290a86316f1"),
-                DataFile("day.csv", size=57569,
-                         sha256="a6bcf826782d3c0fbfdcbeead17cd0884185a0dafe8ff10cd48a874ee7ba18be"),
-                DataFile("hour.csv", size=1156736,
-                         sha256="e03de4ee4ef4dc376ac6e04bf829673c6269e8eba5c60fa121640fa2f829504f"),
-            )),),
+            layouts=(
+                Layout(
+                    "UCI archive",
+                    archives=(_BIKE_ZIP,),
+                    files=(
+                        DataFile(
+                            "Readme.txt",
+                            size=5333,
+                            sha256="5ad25b76496fc951569eeee64cae6582b1ea4448d7730f5eff968290a86316f1",
+                        ),
+                        DataFile(
+                            "day.csv",
+                            size=57569,
+                            sha256="a6bcf826782d3c0fbfdcbeead17cd0884185a0dafe8ff10cd48a874ee7ba18be",
+                        ),
+                        DataFile(
+                            "hour.csv",
+                            size=1156736,
+                            sha256="e03de4ee4ef4dc376ac6e04bf829673c6269e8eba5c60fa121640fa2f829504f",
+                        ),
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="mnist",
@@ -286,15 +324,27 @@ DATASETS: dict[str, Dataset] = {
             "Images. Technical report, University of Toronto.",
             homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
             layouts=(
-                Layout("official binary archive", files=(DataFile(
-                    "cifar-10-binary.tar.gz", md5="c32a1d4ab5d03f1284b67883e8d87530",
-                    size=170052171,
-                    urls=("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
-                ),)),
-                Layout("JPEG ImageFolder archive (offline copy)", files=(DataFile(
-                    "cifar10-jpg.tar.gz", size=19633070,
-                    sha256="b4d6b53403b47a973a5b2a9be8c1d46671215710ff260ffb85e85b188866d228",
-                ),)),
+                Layout(
+                    "official binary archive",
+                    files=(
+                        DataFile(
+                            "cifar-10-binary.tar.gz",
+                            md5="c32a1d4ab5d03f1284b67883e8d87530",
+                            size=170052171,
+                            urls=("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+                        ),
+                    ),
+                ),
+                Layout(
+                    "JPEG ImageFolder archive (offline copy)",
+                    files=(
+                        DataFile(
+                            "cifar10-jpg.tar.gz",
+                            size=19633070,
+                            sha256="b4d6b53403b47a973a5b2a9be8c1d46671215710ff260ffb85e85b188866d228",
+                        ),
+                    ),
+                ),
             ),
         ),
         Dataset(
@@ -305,12 +355,18 @@ DATASETS: dict[str, Dataset] = {
             citation="PyTorch transfer-learning tutorial data, a subset of ImageNet: Deng, J. "
             "et al. (2009). ImageNet: a large-scale hierarchical image database. CVPR.",
             homepage="https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html",
-            layouts=(Layout(
-                "image folders (no published checksums: image counts checked)",
-                image_counts={"train/ants": 124, "train/bees": 121, "val/ants": 70,
-                              "val/bees": 83},
-                archives=(_HYMENOPTERA_ZIP,),
-            ),),
+            layouts=(
+                Layout(
+                    "image folders (no published checksums: image counts checked)",
+                    image_counts={
+                        "train/ants": 124,
+                        "train/bees": 121,
+                        "val/ants": 70,
+                        "val/bees": 83,
+                    },
+                    archives=(_HYMENOPTERA_ZIP,),
+                ),
+            ),
         ),
         Dataset(
             name="anna",
@@ -319,9 +375,19 @@ DATASETS: dict[str, Dataset] = {
             licence="public domain",
             citation="Tolstoy, L. Anna Karenina, trans. Garnett, C., Project Gutenberg.",
             homepage="https://www.gutenberg.org/ebooks/1399",
-            layouts=(Layout("plain text", files=(_udacity(
-                "anna.txt", "568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9",
-                2025486, "recurrent-neural-networks/char-rnn/data/anna.txt"),)),),
+            layouts=(
+                Layout(
+                    "plain text",
+                    files=(
+                        _udacity(
+                            "anna.txt",
+                            "568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9",
+                            2025486,
+                            "recurrent-neural-networks/char-rnn/data/anna.txt",
+                        ),
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="seinfeld",
@@ -330,10 +396,19 @@ DATASETS: dict[str, Dataset] = {
             licence="fan transcripts, educational use",
             citation="Udacity, deep-learning-v2-pytorch, TV script generation project (2018)",
             homepage="https://github.com/udacity/deep-learning-v2-pytorch",
-            layouts=(Layout("plain text", files=(_udacity(
-                "seinfeld_scripts.txt",
-                "456ab68e2694b90ce5cccc384d5e7d8c79e33334856a60333fb5348d3696d3f6", 3471475,
-                "project-tv-script-generation/data/Seinfeld_Scripts.txt"),)),),
+            layouts=(
+                Layout(
+                    "plain text",
+                    files=(
+                        _udacity(
+                            "seinfeld_scripts.txt",
+                            "456ab68e2694b90ce5cccc384d5e7d8c79e33334856a60333fb5348d3696d3f6",
+                            3471475,
+                            "project-tv-script-generation/data/Seinfeld_Scripts.txt",
+                        ),
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="mr-sentiment",
@@ -344,12 +419,24 @@ DATASETS: dict[str, Dataset] = {
             citation="Pang, B. and Lee, L. (2005). Seeing stars: exploiting class relationships "
             "for sentiment categorization with respect to rating scales. ACL.",
             homepage="https://www.cs.cornell.edu/people/pabo/movie-review-data/",
-            layouts=(Layout("sentence polarity v1.0", archives=(_MR_TAR,), files=(
-                DataFile("rt-polarity.pos", size=626139,
-                         sha256="2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0"),
-                DataFile("rt-polarity.neg", size=612256,
-                         sha256="4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca"),
-            )),),
+            layouts=(
+                Layout(
+                    "sentence polarity v1.0",
+                    archives=(_MR_TAR,),
+                    files=(
+                        DataFile(
+                            "rt-polarity.pos",
+                            size=626139,
+                            sha256="2da124ec187a9d5a29c9f04e91c540e02baed5af8868f550a26bd6fd4dbf8bf0",
+                        ),
+                        DataFile(
+                            "rt-polarity.neg",
+                            size=612256,
+                            sha256="4ace77d558c3714723843f1d65b60c01e3417b208180f0728808d76ad0eeeaca",
+                        ),
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="style-images",
@@ -358,10 +445,15 @@ DATASETS: dict[str, Dataset] = {
             licence="artworks belong to their owners; local experiments only",
             citation="Udacity, deep-learning-v2-pytorch, style-transfer lesson (2018)",
             homepage="https://github.com/udacity/deep-learning-v2-pytorch",
-            layouts=(Layout("images", files=tuple(
-                _udacity(name, digest, size, "style-transfer/images/" + name)
-                for name, (digest, size) in _STYLE.items()
-            )),),
+            layouts=(
+                Layout(
+                    "images",
+                    files=tuple(
+                        _udacity(name, digest, size, "style-transfer/images/" + name)
+                        for name, (digest, size) in _STYLE.items()
+                    ),
+                ),
+            ),
         ),
         Dataset(
             name="conv-images",
@@ -370,11 +462,20 @@ DATASETS: dict[str, Dataset] = {
             licence="Udacity course material; local experiments only",
             citation="Udacity, deep-learning-v2-pytorch, conv-visualization lesson (2018)",
             homepage="https://github.com/udacity/deep-learning-v2-pytorch",
-            layouts=(Layout("images", files=tuple(
-                _udacity(name, digest, size,
-                         "convolutional-neural-networks/conv-visualization/data/" + name)
-                for name, (digest, size) in _CONV.items()
-            )),),
+            layouts=(
+                Layout(
+                    "images",
+                    files=tuple(
+                        _udacity(
+                            name,
+                            digest,
+                            size,
+                            "convolutional-neural-networks/conv-visualization/data/" + name,
+                        )
+                        for name, (digest, size) in _CONV.items()
+                    ),
+                ),
+            ),
         ),
     )
 }

@@ -59,13 +59,16 @@ def verify_rows(dataset: Dataset, data_dir: str | Path | None) -> list[list[str]
     present = find_present(dataset, data_dir)
     folders = candidate_folders(dataset, data_dir)
     folder = present[0] if present else next((f for f in folders if f.is_dir()), folders[0])
-    rows = [[dataset.name, f.path, file_status(folder / f.path, f), str(folder)]
-            for f in dataset.all_files]
+    rows = [
+        [dataset.name, f.path, file_status(folder / f.path, f), str(folder)]
+        for f in dataset.all_files
+    ]
     for layout in dataset.layouts:
         for sub, expected in layout.image_counts.items():
             status, found = count_status(folder / sub, expected)
-            rows.append([dataset.name, f"{sub}/ ({found} of {expected} files)", status,
-                         str(folder)])
+            rows.append(
+                [dataset.name, f"{sub}/ ({found} of {expected} files)", status, str(folder)]
+            )
     return rows
 
 
@@ -76,8 +79,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     _print_rows(["data set", "file", "status", "folder"], rows)
     bad = [row for row in rows if row[2] == "MISMATCH"]
     if bad:
-        print(f"{len(bad)} file(s) do not match the catalogue; delete them and run "
-              "'dlnd data fetch NAME'.", file=sys.stderr)
+        print(
+            f"{len(bad)} file(s) do not match the catalogue; delete them and run "
+            "'dlnd data fetch NAME'.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -90,7 +96,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dlnd data`` and its sub-commands to the command line."""
     data = subparsers.add_parser(
-        "data", help="list, fetch and verify data sets",
+        "data",
+        help="list, fetch and verify data sets",
         description="Data sets are looked for in --data-dir, then $DLND_DATA, then the user "
         "cache ($XDG_CACHE_HOME/dlnd or ~/.cache/dlnd), and downloaded there if missing "
         "(unless DLND_OFFLINE=1).",
@@ -98,20 +105,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: _usage(data))
 
-    def add(name: str, func: Callable[[argparse.Namespace], int],
-            help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text, description=help_text[0].upper()
-                                + help_text[1:] + ".")
-        parser.add_argument("--data-dir", help="data root (or data set folder) to look in first "
-                            "(default: $DLND_DATA, then the user cache)")
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        parser = sub.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        parser.add_argument(
+            "--data-dir",
+            help="data root (or data set folder) to look in first "
+            "(default: $DLND_DATA, then the user cache)",
+        )
         parser.set_defaults(func=func)
         return parser
 
     add("list", cmd_list, "show every data set with its size, licence and where it was found")
     fetch = add("fetch", cmd_fetch, "find or download a data set, verify it and print its folder")
-    fetch.add_argument("name", choices=list(DATASETS), metavar="NAME",
-                       help=f"data set name: {', '.join(DATASETS)}")
-    verify = add("verify", cmd_verify,
-                 "checksum every file present, printing ok, MISMATCH or missing per file")
-    verify.add_argument("names", nargs="*", metavar="NAME",
-                        help="data sets to check (default: all of them)")
+    fetch.add_argument(
+        "name", choices=list(DATASETS), metavar="NAME", help=f"data set name: {', '.join(DATASETS)}"
+    )
+    verify = add(
+        "verify",
+        cmd_verify,
+        "checksum every file present, printing ok, MISMATCH or missing per file",
+    )
+    verify.add_argument(
+        "names", nargs="*", metavar="NAME", help="data sets to check (default: all of them)"
+    )

@@ -152,9 +152,11 @@ def missing_message(dataset: Dataset, data_dir: str | Path | None, reason: str) 
     if layout.archives:
         archive = layout.archives[0]
         what = ", ".join(archive.keep) if archive.keep else "its contents"
-        where = (f"download {archive.urls[0]} and unpack {what}"
-                 + (f" (without the leading {archive.strip})" if archive.strip else "")
-                 + f" into {folder}/")
+        where = (
+            f"download {archive.urls[0]} and unpack {what}"
+            + (f" (without the leading {archive.strip})" if archive.strip else "")
+            + f" into {folder}/"
+        )
         first = layout.files[0].path if layout.files else next(iter(layout.image_counts))
     else:
         missing = [f for f in layout.files if not (folder / f.path).is_file()] or list(layout.files)
@@ -236,9 +238,10 @@ def _stream(url: str, dest: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     part = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(
-            request, timeout=DOWNLOAD_TIMEOUT_S
-        ) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response,
+        ):
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=None) as bar:
                 for chunk in iter(lambda: response.read(1 << 16), b""):

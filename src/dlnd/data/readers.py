@@ -26,10 +26,30 @@ from dlnd.errors import UserError
 from dlnd.io import atomic_write
 
 MNIST_CLASSES = [str(digit) for digit in range(10)]
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
-                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 # IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, bottom of page).
@@ -83,14 +103,18 @@ def read_idx(path: str | Path) -> np.ndarray:
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise UserError(f"{path} is truncated: its IDX header declares {ndim} dimensions "
-                        "but the file ends before their sizes; download it again.")
+        raise UserError(
+            f"{path} is truncated: its IDX header declares {ndim} dimensions "
+            "but the file ends before their sizes; download it again."
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise UserError(f"{path} holds {len(raw) - header} bytes of values but its header "
-                        f"declares shape {shape} ({expected} bytes); download it again.")
+        raise UserError(
+            f"{path} holds {len(raw) - header} bytes of values but its header "
+            f"declares shape {shape} ({expected} bytes); download it again."
+        )
     values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return values.astype(dtype.newbyteorder("="))
 
@@ -119,8 +143,9 @@ def stratified_split(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def load_mnist(data_dir: str | Path | None = None, kind: str = "mnist", seed: int = 0,
-               test_size: int = 2000) -> ImageSplit:
+def load_mnist(
+    data_dir: str | Path | None = None, kind: str = "mnist", seed: int = 0, test_size: int = 2000
+) -> ImageSplit:
     """MNIST or Fashion-MNIST (``kind``) from the catalogue; see :func:`read_mnist_folder`."""
     if kind not in ("mnist", "fashion-mnist"):
         raise UserError(f"unknown MNIST kind {kind!r}; expected 'mnist' or 'fashion-mnist'.")
@@ -128,8 +153,9 @@ def load_mnist(data_dir: str | Path | None = None, kind: str = "mnist", seed: in
     return read_mnist_folder(resolve(kind, data_dir), classes, seed, test_size)
 
 
-def read_mnist_folder(folder: Path, classes: list[str], seed: int = 0,
-                      test_size: int = 2000) -> ImageSplit:
+def read_mnist_folder(
+    folder: Path, classes: list[str], seed: int = 0, test_size: int = 2000
+) -> ImageSplit:
     """uint8 images (N, 28, 28) and int64 labels (N,) from the IDX files in ``folder``.
 
     With all four canonical files: the official train / test split (60,000 / 10,000 for
@@ -144,21 +170,33 @@ def read_mnist_folder(folder: Path, classes: list[str], seed: int = 0,
         train_images = read_idx(train_files[0])
         train_labels = read_idx(train_files[1]).astype(np.int64)
         _check_pairs(folder, train_images, train_labels)
-        source = (f"{folder.name}: official {len(train_labels):,} train / "
-                  f"{len(test_labels):,} test split from {folder}")
+        source = (
+            f"{folder.name}: official {len(train_labels):,} train / "
+            f"{len(test_labels):,} test split from {folder}"
+        )
         return ImageSplit(train_images, train_labels, test_images, test_labels, classes, source)
     train_idx, test_idx = stratified_split(test_labels, test_size, seed)
-    source = (f"{folder.name}: only the {len(test_labels):,} official test images were found "
-              f"in {folder}; split stratified by class with seed {seed} into "
-              f"{len(train_idx):,} train / {len(test_idx):,} test")
-    return ImageSplit(test_images[train_idx], test_labels[train_idx], test_images[test_idx],
-                      test_labels[test_idx], classes, source)
+    source = (
+        f"{folder.name}: only the {len(test_labels):,} official test images were found "
+        f"in {folder}; split stratified by class with seed {seed} into "
+        f"{len(train_idx):,} train / {len(test_idx):,} test"
+    )
+    return ImageSplit(
+        test_images[train_idx],
+        test_labels[train_idx],
+        test_images[test_idx],
+        test_labels[test_idx],
+        classes,
+        source,
+    )
 
 
 def _check_pairs(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise UserError(f"the IDX files in {folder} do not match: images {images.shape}, "
-                        f"labels {labels.shape}; expected (N, 28, 28) and (N,).")
+        raise UserError(
+            f"the IDX files in {folder} do not match: images {images.shape}, "
+            f"labels {labels.shape}; expected (N, 28, 28) and (N,)."
+        )
 
 
 def load_cifar10(data_dir: str | Path | None = None) -> ImageSplit:
@@ -171,8 +209,12 @@ def load_cifar10(data_dir: str | Path | None = None) -> ImageSplit:
     """
     folder = resolve("cifar10", data_dir)
     # the first layout present wins, as in resolve: the binary archive, else the JPEG one
-    archive = next(f for layout in get_dataset("cifar10").layouts for f in layout.files
-                   if (folder / f.path).is_file())
+    archive = next(
+        f
+        for layout in get_dataset("cifar10").layouts
+        for f in layout.files
+        if (folder / f.path).is_file()
+    )
     binary = archive.path == "cifar-10-binary.tar.gz"
     cache = user_cache_root() / "arrays" / f"cifar10-{archive.checksum[1][:16]}"
     arrays = _load_arrays(cache)
@@ -220,8 +262,10 @@ CIFAR_BINARY_MEMBERS = {
 def parse_cifar_records(raw: bytes, name: str = "batch") -> tuple[np.ndarray, np.ndarray]:
     """Records of the CIFAR-10 binary format -> images (N, 32, 32, 3) uint8, labels (N,) int64."""
     if len(raw) % CIFAR_RECORD_BYTES:
-        raise UserError(f"{name} holds {len(raw)} bytes, not a whole number of "
-                        f"{CIFAR_RECORD_BYTES}-byte CIFAR-10 records; download it again.")
+        raise UserError(
+            f"{name} holds {len(raw)} bytes, not a whole number of "
+            f"{CIFAR_RECORD_BYTES}-byte CIFAR-10 records; download it again."
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     # (N, channel, row, column) planes -> (N, row, column, channel) pixels
@@ -243,8 +287,10 @@ def read_cifar_binary_archive(archive: Path) -> tuple[np.ndarray, ...]:
                 if handle is None:
                     raise UserError(f"{archive} lacks {member}; delete it and download it again.")
                 chunks.append(parse_cifar_records(handle.read(), member))
-            split[part] = (np.concatenate([c[0] for c in chunks]),
-                           np.concatenate([c[1] for c in chunks]))
+            split[part] = (
+                np.concatenate([c[0] for c in chunks]),
+                np.concatenate([c[1] for c in chunks]),
+            )
     return (*split["train"], *split["test"])
 
 
@@ -263,9 +309,11 @@ def _jpeg_entries(archive: Path) -> dict[str, list[tuple[int, str, bytes]]]:
                 continue
             parts = PurePosixPath(member.name).parts
             if len(parts) != 4 or parts[1] not in entries or parts[2] not in CIFAR10_CLASSES:
-                raise UserError(f"{archive} has an unexpected member {member.name!r}; expected "
-                                "cifar10-jpg/<train|test>/<class>/<number>.jpg.")
-            data = raw[member.offset_data:member.offset_data + member.size]
+                raise UserError(
+                    f"{archive} has an unexpected member {member.name!r}; expected "
+                    "cifar10-jpg/<train|test>/<class>/<number>.jpg."
+                )
+            data = raw[member.offset_data : member.offset_data + member.size]
             entries[parts[1]].append((CIFAR10_CLASSES.index(parts[2]), parts[3], data))
     for items in entries.values():
         items.sort(key=lambda item: (item[0], item[1]))
@@ -284,8 +332,10 @@ def read_cifar_jpeg_archive(archive: Path, workers: int = 2) -> tuple[np.ndarray
     2,500 images per task.
     """
     entries = _jpeg_entries(archive)
-    chunked = {part: [[data for _, _, data in items[i:i + 2500]]
-                      for i in range(0, len(items), 2500)] for part, items in entries.items()}
+    chunked = {
+        part: [[data for _, _, data in items[i : i + 2500]] for i in range(0, len(items), 2500)]
+        for part, items in entries.items()
+    }
     if workers > 1:
         # spawn, not fork: the caller may hold threads (PyTorch), and fork would copy them
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
@@ -315,11 +365,11 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> dict[str, 
         columns = numbered.pop(0)[1]
     for line, row in numbered:
         if len(row) != len(columns):
-            raise UserError(f"line {line} of {path} has {len(row)} fields but the table has "
-                            f"{len(columns)} columns ({', '.join(columns)}); fix that line.")
-    return {
-        name: _column([row[i] for _, row in numbered]) for i, name in enumerate(columns)
-    }
+            raise UserError(
+                f"line {line} of {path} has {len(row)} fields but the table has "
+                f"{len(columns)} columns ({', '.join(columns)}); fix that line."
+            )
+    return {name: _column([row[i] for _, row in numbered]) for i, name in enumerate(columns)}
 
 
 def _column(values: list[str]) -> np.ndarray:
@@ -334,8 +384,10 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     try:
         return Path(path).read_text(encoding=encoding)
     except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not valid {encoding} text (byte {err.start}); pass the "
-                        "file's real encoding (the MR sentiment files are latin-1).") from None
+        raise UserError(
+            f"{path} is not valid {encoding} text (byte {err.start}); pass the "
+            "file's real encoding (the MR sentiment files are latin-1)."
+        ) from None
 
 
 def load_corpus(name: str, data_dir: str | Path | None = None) -> str:

@@ -50,13 +50,16 @@ def cmd_features(args: argparse.Namespace) -> int:
     model, meta = load_model(run_dir)
     info = meta.get("info", {})
     if info.get("task") != "image-classification":
-        raise UserError(f"{run_dir} is not a run of an image classifier; give a run of "
-                        "mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier.")
+        raise UserError(
+            f"{run_dir} is not a run of an image classifier; give a run of "
+            "mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier."
+        )
     try:
         layer = reports.first_conv(model)
     except ValueError:
-        raise UserError(f"The model of {run_dir} has no convolution layer (an MLP); "
-                        "give a run of a CNN.") from None
+        raise UserError(
+            f"The model of {run_dir} has no convolution layer (an MLP); give a run of a CNN."
+        ) from None
     image = load_image(args.image, info)[0]
     out = Path(args.out) if args.out else run_dir / "plots"
     stem = Path(args.image).stem
@@ -69,7 +72,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the vision commands to the ``dlnd`` command line."""
     p = subparsers.add_parser(
-        "predict", help="classify image files with a trained image classifier",
+        "predict",
+        help="classify image files with a trained image classifier",
         description="Print the top-k classes with probabilities for each image file.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of an image classifier")
@@ -78,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = subparsers.add_parser(
-        "filters", help="show what edge-detecting convolution filters do to an image",
+        "filters",
+        help="show what edge-detecting convolution filters do to an image",
         description="Apply the course's edge filters and Sobel as a fixed nn.Conv2d, then ReLU "
         "and 2x2 max-pool, and save the stages as one figure.",
     )
@@ -87,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_filters)
 
     p = subparsers.add_parser(
-        "features", help="first-layer filters and feature maps of a trained CNN for an image",
+        "features",
+        help="first-layer filters and feature maps of a trained CNN for an image",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of a CNN classifier")
     p.add_argument("image", metavar="IMAGE", help="an image file")

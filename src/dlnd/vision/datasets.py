@@ -96,9 +96,14 @@ def make_input_spec(
     mean, std = pixel_stats(train_images)
     _, channels, height, width = train_images.shape
     return {
-        "channels": channels, "height": height, "width": width, "color": color,
-        "resize": resize, "invert": invert,
-        "mean": [round(m, 6) for m in mean], "std": [round(max(s, 1e-3), 6) for s in std],
+        "channels": channels,
+        "height": height,
+        "width": width,
+        "color": color,
+        "resize": resize,
+        "invert": invert,
+        "mean": [round(m, 6) for m in mean],
+        "std": [round(max(s, 1e-3), 6) for s in std],
     }
 
 
@@ -116,7 +121,11 @@ def split_off_validation(
 
 
 def from_split(
-    split: ImageSplit, *, color: str, seed: int, val_fraction: float = 0.1,
+    split: ImageSplit,
+    *,
+    color: str,
+    seed: int,
+    val_fraction: float = 0.1,
     invert: bool | str = False,
 ) -> ImageData:
     """An :class:`ImageData` from the data layer's NumPy train/test split.
@@ -149,8 +158,12 @@ def mnist_data(kind: str, data_dir: str | None, seed: int, embedded: bool) -> Im
     """
     if embedded:
         images, labels = synthetic.digit_images(3000, seed=seed)
-        split = generated_split(images, labels, synthetic.DIGIT_CLASSES,
-                                f"embedded: 3,000 generated digit images standing in for {kind}")
+        split = generated_split(
+            images,
+            labels,
+            synthetic.DIGIT_CLASSES,
+            f"embedded: 3,000 generated digit images standing in for {kind}",
+        )
     else:
         split = load_mnist(data_dir, kind=kind, seed=seed)
     return from_split(split, color="L", seed=seed, invert="auto")
@@ -160,15 +173,19 @@ def cifar10_data(data_dir: str | None, seed: int, embedded: bool) -> ImageData:
     """CIFAR-10 with 10 % of the training images held out for validation; ``embedded``: shapes."""
     if embedded:
         images, labels = synthetic.shape_images(3000, seed=seed)
-        split = generated_split(images, labels, synthetic.SHAPE_CLASSES,
-                                "embedded: 3,000 generated 32x32 shape/texture images "
-                                "standing in for CIFAR-10")
+        split = generated_split(
+            images,
+            labels,
+            synthetic.SHAPE_CLASSES,
+            "embedded: 3,000 generated 32x32 shape/texture images standing in for CIFAR-10",
+        )
     else:
         split = load_cifar10(data_dir)
     return from_split(split, color="RGB", seed=seed)
 
 
 # --- image files -----------------------------------------------------------------------------
+
 
 def fit_image(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
     """A PIL image -> (C, H, W) uint8 in the model's colour mode and size.
@@ -194,10 +211,16 @@ def read_image_file(path: Path, spec: dict[str, Any]) -> np.ndarray:
             image = ImageOps.exif_transpose(image)
             image.load()  # a truncated file fails here, not later
             return fit_image(image, spec)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as err:
-        raise UserError(f"{path} is not a readable image ({err}); "
-                        "expected a JPEG, PNG, BMP or WebP file.") from err
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as err:
+        raise UserError(
+            f"{path} is not a readable image ({err}); expected a JPEG, PNG, BMP or WebP file."
+        ) from err
 
 
 def load_image_folder(
@@ -213,9 +236,12 @@ def load_image_folder(
     images, labels = [], []
     for path, label in files:
         if path.suffix.lower() in SKIPPED_SUFFIXES:
-            warnings.warn(f"skipping {path}: {path.suffix} files are not used as training "
-                          "photos; convert it to JPEG or PNG to include it",
-                          UnreadableImageWarning, stacklevel=2)
+            warnings.warn(
+                f"skipping {path}: {path.suffix} files are not used as training "
+                "photos; convert it to JPEG or PNG to include it",
+                UnreadableImageWarning,
+                stacklevel=2,
+            )
             continue
         try:
             images.append(read_image_file(path, spec))
@@ -245,17 +271,27 @@ def folder_data(root: str | Path, image_size: int, color: str, seed: int) -> Ima
     """
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"--data-dir {root} is not a folder; expected an ImageFolder tree "
-                        "DIR/<class>/*.jpg (optionally DIR/train and DIR/val).")
-    spec = {"channels": 1 if color == "L" else 3, "height": image_size, "width": image_size,
-            "color": color, "resize": "center-crop", "invert": False}
+        raise UserError(
+            f"--data-dir {root} is not a folder; expected an ImageFolder tree "
+            "DIR/<class>/*.jpg (optionally DIR/train and DIR/val)."
+        )
+    spec = {
+        "channels": 1 if color == "L" else 3,
+        "height": image_size,
+        "width": image_size,
+        "color": color,
+        "resize": "center-crop",
+        "invert": False,
+    }
     train_root, test_root = _split_folders(root)
     images, labels, classes = load_image_folder(train_root, spec)
     if test_root is not None:
         test_images, test_labels, test_classes = load_image_folder(test_root, spec)
         if test_classes != classes:
-            raise UserError(f"{train_root} and {test_root} have different class folders "
-                            f"({classes} vs {test_classes}); give both the same classes.")
+            raise UserError(
+                f"{train_root} and {test_root} have different class folders "
+                f"({classes} vs {test_classes}); give both the same classes."
+            )
         train_images, train_labels = images, labels
     else:
         train_idx, test_idx = stratified_split(labels.numpy(), round(0.15 * len(labels)), seed)
@@ -263,10 +299,13 @@ def folder_data(root: str | Path, image_size: int, color: str, seed: int) -> Ima
         test_images, test_labels = images[test_idx], labels[test_idx]
     train_set, val_set = split_off_validation(train_images, train_labels, 0.15, seed)
     spec.update(make_input_spec(train_set.tensors[0], color, resize="center-crop"))
-    source = (f"image folder {root}: {len(train_set)} train / {len(val_set)} validation / "
-              f"{len(test_labels)} test images")
-    return ImageData(train_set, val_set, TensorDataset(test_images, test_labels), classes, spec,
-                     source)
+    source = (
+        f"image folder {root}: {len(train_set)} train / {len(val_set)} validation / "
+        f"{len(test_labels)} test images"
+    )
+    return ImageData(
+        train_set, val_set, TensorDataset(test_images, test_labels), classes, spec, source
+    )
 
 
 def write_embedded_folder(root: Path, per_class: int, seed: int, classes: int = 4) -> Path:

@@ -120,16 +120,18 @@ def stages_figure(stages: ConvStages, title: str = "") -> Figure:
         axes[row, 0].imshow(weight.numpy(), cmap="bwr", vmin=-2 * limit, vmax=2 * limit)
         for i in range(weight.shape[0]):
             for j in range(weight.shape[1]):
-                axes[row, 0].text(j, i, f"{float(weight[i, j]) + 0.0:g}", ha="center", va="center",
-                                  fontsize=9)
+                axes[row, 0].text(
+                    j, i, f"{float(weight[i, j]) + 0.0:g}", ha="center", va="center", fontsize=9
+                )
         axes[row, 0].set_title(name, fontsize=10)
         conv = stages.conv[row - 1]
         spread = float(conv.abs().max()) or 1.0
         axes[row, 1].imshow(conv.numpy(), cmap="bwr", vmin=-spread, vmax=spread)
         axes[row, 2].imshow(stages.relu[row - 1].numpy(), cmap="gray", vmin=0, vmax=spread)
         axes[row, 3].imshow(stages.pooled[row - 1].numpy(), cmap="gray", vmin=0, vmax=spread)
-    for column, label in enumerate(["filter", "convolution (blue -, red +)", "ReLU",
-                                    "2x2 max-pool"]):
+    for column, label in enumerate(
+        ["filter", "convolution (blue -, red +)", "ReLU", "2x2 max-pool"]
+    ):
         axes[1, column].set_title(f"{axes[1, column].get_title()}\n{label}".strip(), fontsize=10)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -138,4 +140,3 @@ def stages_figure(stages: ConvStages, title: str = "") -> Figure:
         figure.suptitle(title)
     figure.tight_layout()
     return figure
-

@@ -30,8 +30,13 @@ class MLP(nn.Module):
     """The course's multilayer perceptron: flatten -> 512 -> 512 -> classes, ReLU + dropout."""
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, mean: Sequence[float],
-        std: Sequence[float], hidden_size: int = 512, dropout: float = 0.2,
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        hidden_size: int = 512,
+        dropout: float = 0.2,
     ) -> None:
         super().__init__()
         channels, height, width = input_shape
@@ -69,8 +74,13 @@ class CourseCNN(nn.Module):
     """
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, mean: Sequence[float],
-        std: Sequence[float], widths: Sequence[int] = (32, 64), hidden_size: int = 256,
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        widths: Sequence[int] = (32, 64),
+        hidden_size: int = 256,
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
@@ -149,8 +159,13 @@ class ResNet(nn.Module):
     """
 
     def __init__(
-        self, input_shape: Sequence[int], num_classes: int, mean: Sequence[float],
-        std: Sequence[float], widths: Sequence[int] = (64, 128, 256), logit_scale: float = 0.125,
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        widths: Sequence[int] = (64, 128, 256),
+        logit_scale: float = 0.125,
     ) -> None:
         super().__init__()
         channels = input_shape[0]
@@ -158,9 +173,14 @@ class ResNet(nn.Module):
         self.normalize = Normalize(mean, std)
         self.features = nn.Sequential(
             conv_bn(channels, w1 // 2),
-            conv_bn(w1 // 2, w1), nn.MaxPool2d(2), Residual(w1),
-            conv_bn(w1, w2), nn.MaxPool2d(2),
-            conv_bn(w2, w3), nn.MaxPool2d(2), Residual(w3),
+            conv_bn(w1 // 2, w1),
+            nn.MaxPool2d(2),
+            Residual(w1),
+            conv_bn(w1, w2),
+            nn.MaxPool2d(2),
+            conv_bn(w2, w3),
+            nn.MaxPool2d(2),
+            Residual(w3),
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
         )
@@ -172,8 +192,12 @@ class ResNet(nn.Module):
 
 
 def build_classifier(
-    name: str, input_shape: Sequence[int], num_classes: int, mean: Sequence[float],
-    std: Sequence[float], width: int = 64,
+    name: str,
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    width: int = 64,
 ) -> nn.Module:
     """The model called ``name``: ``"mlp"``, ``"cnn"`` or ``"resnet"``.
 

@@ -68,8 +68,10 @@ def classify_files(
 ) -> list[FilePrediction]:
     """Top-k predictions for every readable file; unreadable ones get an ``error`` instead."""
     if info.get("task") != "image-classification":
-        raise UserError("This run is not an image classifier; 'dlnd predict' needs a run of "
-                        "mnist-mlp, mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier.")
+        raise UserError(
+            "This run is not an image classifier; 'dlnd predict' needs a run of "
+            "mnist-mlp, mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier."
+        )
     results, tensors, good = [], [], []
     for path in paths:
         try:

@@ -83,8 +83,11 @@ def _show(ax, image: torch.Tensor) -> None:
 
 
 def misclassified_figure(
-    images: torch.Tensor, targets: torch.Tensor, probabilities: torch.Tensor,
-    classes: Sequence[str], limit: int = 24,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    probabilities: torch.Tensor,
+    classes: Sequence[str],
+    limit: int = 24,
 ) -> Figure:
     """The most confidently wrong test images with "predicted (probability) / true" labels.
 
@@ -97,14 +100,15 @@ def misclassified_figure(
     rows = max(1, math.ceil(len(wrong) / columns))
     figure = Figure(figsize=(2.1 * columns, 2.6 * rows))
     axes = list(figure.subplots(rows, columns, squeeze=False).flat)
-    for ax in axes[len(wrong):]:
+    for ax in axes[len(wrong) :]:
         ax.set_visible(False)
     for ax, index in zip(axes, wrong.tolist(), strict=False):
         _show(ax, images[index])
         ax.set_title(
             f"pred: {classes[predicted[index]]} ({confidence[index]:.0%})\n"
             f"true: {classes[targets[index]]}",
-            fontsize=9, color="darkred",
+            fontsize=9,
+            color="darkred",
         )
     if len(wrong) == 0:
         axes[0].set_visible(True)
@@ -143,7 +147,7 @@ def filters_figure(weight: torch.Tensor, limit: int = 32) -> Figure:
     rows = math.ceil(len(weight) / columns)
     figure = Figure(figsize=(1.3 * columns, 1.4 * rows + 0.6))
     axes = list(figure.subplots(rows, columns, squeeze=False).flat)
-    for ax in axes[len(weight):]:
+    for ax in axes[len(weight) :]:
         ax.set_visible(False)
     for ax, kernel in zip(axes, weight, strict=False):
         low, high = kernel.min(), kernel.max()
@@ -161,7 +165,7 @@ def feature_maps_figure(image: torch.Tensor, maps: torch.Tensor, limit: int = 31
     rows = math.ceil((len(maps) + 1) / columns)
     figure = Figure(figsize=(1.5 * columns, 1.6 * rows + 0.6))
     axes = list(figure.subplots(rows, columns, squeeze=False).flat)
-    for ax in axes[len(maps) + 1:]:
+    for ax in axes[len(maps) + 1 :]:
         ax.set_visible(False)
     _show(axes[0], image)
     axes[0].set_title("input", fontsize=9)

@@ -12,8 +12,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 DIGIT_CLASSES = [str(digit) for digit in range(10)]
 SHAPE_CLASSES = [
-    "circle", "square", "triangle", "cross", "ring",
-    "h-stripes", "v-stripes", "diagonal", "checkers", "dots",
+    "circle",
+    "square",
+    "triangle",
+    "cross",
+    "ring",
+    "h-stripes",
+    "v-stripes",
+    "diagonal",
+    "checkers",
+    "dots",
 ]
 
 
@@ -35,8 +43,13 @@ def _draw_digit(digit: int, rng: np.random.Generator, size: int) -> np.ndarray:
     image = Image.new("L", (canvas, canvas), 0)
     draw = ImageDraw.Draw(image)
     draw.text(
-        (canvas / 2 + rng.normal(0, 2), canvas / 2 + rng.normal(0, 2)), str(digit), fill=255,
-        font=font, anchor="mm", stroke_width=int(rng.integers(1, 4)), stroke_fill=255,
+        (canvas / 2 + rng.normal(0, 2), canvas / 2 + rng.normal(0, 2)),
+        str(digit),
+        fill=255,
+        font=font,
+        anchor="mm",
+        stroke_width=int(rng.integers(1, 4)),
+        stroke_fill=255,
     )
     image = image.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR)
     image = image.resize((size, size), Image.BILINEAR)
@@ -76,8 +89,9 @@ def _draw_shape(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
     elif name == "square":
         draw.rectangle(box, fill=colour)
     elif name == "triangle":
-        draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)],
-                     fill=colour)
+        draw.polygon(
+            [(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour
+        )
     elif name == "cross":
         width = radius / 2.5
         draw.rectangle((cx - radius, cy - width, cx + radius, cy + width), fill=colour)
@@ -120,12 +134,23 @@ def road_scene(width: int = 192, height: int = 128) -> Image.Image:
     draw.rectangle((width // 2, horizon - 30, width, horizon - 24), fill=40)  # bridge deck
     for x in range(width // 2 + 6, width, 24):  # bridge pillars
         draw.rectangle((x, horizon - 24, x + 4, horizon), fill=40)
-    road = [(width * 0.42, horizon), (width * 0.58, horizon), (width * 0.95, height),
-            (width * 0.05, height)]
+    road = [
+        (width * 0.42, horizon),
+        (width * 0.58, horizon),
+        (width * 0.95, height),
+        (width * 0.05, height),
+    ]
     draw.polygon(road, fill=30)
     for t in np.linspace(0.05, 0.95, 7):  # dashed centre line, wider towards the viewer
         y0, y1 = horizon + t * (height - horizon), horizon + (t + 0.07) * (height - horizon)
         half = 1 + 3 * t
-        draw.polygon([(width / 2 - half, y0), (width / 2 + half, y0),
-                      (width / 2 + half * 1.3, y1), (width / 2 - half * 1.3, y1)], fill=250)
+        draw.polygon(
+            [
+                (width / 2 - half, y0),
+                (width / 2 + half, y0),
+                (width / 2 + half * 1.3, y1),
+                (width / 2 - half * 1.3, y1),
+            ],
+            fill=250,
+        )
     return image

@@ -1,0 +1,148 @@
+"""The image-classification task: an image in, the top-k classes with probabilities out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+
+from dlnd.serve.batching import MicroBatcher
+from dlnd.serve.preprocess import (
+    InputError,
+    decode_base64_image,
+    decode_image,
+    input_shape,
+    pixels_to_input,
+)
+from dlnd.serve.registry import ServedModel, ServeSettings, register_task
+from dlnd.serve.runtime import OnnxModel
+
+DEFAULT_TOP_K = 5
+MAX_TOP_K = 1000
+
+
+class ImagePredictRequest(BaseModel):
+    """A JSON prediction request: one image, as base64 or as a pixel array."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_base64: str | None = Field(
+        None,
+        description="An encoded image file (PNG, JPEG, ...) in base64; a "
+        "'data:image/png;base64,' prefix is allowed. It is resized as the model card says.",
+    )
+    pixels: list[list[float]] | list[list[list[float]]] | None = Field(
+        None,
+        description="The model input itself: (height, width) or (height, width, "
+        "channels) values in [0, 1], no resizing.",
+    )
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=MAX_TOP_K, description="How many classes to return.")
+
+    @model_validator(mode="after")
+    def _one_image(self) -> ImagePredictRequest:
+        if (self.image_base64 is None) == (self.pixels is None):
+            raise ValueError("give exactly one of image_base64 or pixels")
+        return self
+
+
+class Prediction(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class ImagePredictResponse(BaseModel):
+    """The ``top_k`` most probable classes, most probable first."""
+
+    model: str
+    predictions: list[Prediction]
+
+
+def validation_message(err: ValidationError) -> str:
+    """Pydantic's errors as one line: ``field: problem; field: problem``."""
+    parts = []
+    for error in err.errors(include_url=False, include_context=False, include_input=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "Invalid request: " + "; ".join(parts) + "."
+
+
+def form_top_k(form: FormData) -> int:
+    """The ``top_k`` field of a multipart form (default :data:`DEFAULT_TOP_K`)."""
+    text = form.get("top_k", str(DEFAULT_TOP_K))
+    try:
+        top_k = int(text) if isinstance(text, str) else 0
+    except ValueError:
+        top_k = 0
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}.")
+    return top_k
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """``exp(z - max z) / sum exp(z - max z)``: the same as softmax(z), without overflow."""
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
+
+
+@register_task
+class ImageClassifier(ServedModel):
+    """An exported image classifier run by ONNX Runtime behind a micro-batcher."""
+
+    task = "image-classification"
+    request_model = ImagePredictRequest
+    response_model = ImagePredictResponse
+    form_fields = {
+        "file": {"type": "string", "format": "binary", "description": "The image file."},
+        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K},
+    }
+
+    def __init__(self, name: str, card: dict[str, Any], folder: Path, settings: ServeSettings):
+        super().__init__(name, card, folder, settings)
+        self.classes = list(card["classes"])
+        self.input_spec = card["input"]
+        model = OnnxModel(folder / card["file"], threads=settings.threads)
+        model(np.zeros((settings.max_batch, *input_shape(self.input_spec)), np.float32))  # warm up
+        self.batcher = MicroBatcher(model, settings.max_batch, settings.max_wait_ms, name)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "classes": self.classes}
+
+    async def predict_json(self, body: bytes) -> dict[str, Any]:
+        try:
+            request = ImagePredictRequest.model_validate_json(body)
+        except ValidationError as err:
+            raise InputError(validation_message(err)) from err
+        if request.pixels is not None:
+            x = pixels_to_input(request.pixels, self.input_spec)
+        else:
+            x = await run_in_threadpool(decode_base64_image, request.image_base64, self.input_spec)
+        return await self.classify(x, request.top_k)
+
+    async def predict_form(self, form: FormData) -> dict[str, Any]:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InputError("Send the image as a file in the multipart form field 'file'.")
+        top_k = form_top_k(form)
+        data = await upload.read()
+        x = await run_in_threadpool(decode_image, data, self.input_spec)
+        return await self.classify(x, top_k)
+
+    async def classify(self, x: np.ndarray, top_k: int) -> dict[str, Any]:
+        """The ``top_k`` most probable classes for one input ``x: (C, H, W)``."""
+        probabilities = softmax(await self.batcher.run(x))
+        best = np.argsort(-probabilities, kind="stable")[:top_k]
+        return {
+            "model": self.name,
+            "predictions": [
+                {"label": self.classes[i], "index": int(i), "probability": float(probabilities[i])}
+                for i in best
+            ],
+        }
+
+    def close(self) -> None:
+        self.batcher.close()

@@ -1,0 +1,121 @@
+"""What a client sends -> the pixels an image model takes, refusing anything malformed.
+
+A model takes ``x: (channels, height, width)`` float32 in [0, 1] per example (the model
+normalises inside). Clients send an encoded image (PNG, JPEG, GIF, ...; as raw bytes or
+base64) or a pixel array. Every failure raises :class:`InputError` with a message the
+client can act on; the server answers it with status 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Largest image (width * height) we decode: a 50-megapixel photo. The header is read
+# first, so a small file that claims huge dimensions (a decompression bomb) is refused
+# before any pixel is decoded.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+class InputError(ValueError):
+    """A request whose content cannot become a model input (answered with HTTP 422)."""
+
+
+def input_shape(input_spec: dict[str, Any]) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of a model card's ``input`` section."""
+    return (input_spec["channels"], input_spec["height"], input_spec["width"])
+
+
+def open_image(data: bytes, input_spec: dict[str, Any]) -> Image.Image:
+    """Decode image bytes safely: size checked before decoding, EXIF orientation applied."""
+    if not data:
+        raise InputError("The image is empty; send the bytes of a PNG, JPEG or GIF file.")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: much faster for big photos.
+        image.draft(input_spec["color"], (input_spec["width"] * 2, input_spec["height"] * 2))
+        image = ImageOps.exif_transpose(image)
+        image.load()
+    except Image.DecompressionBombError as err:
+        raise InputError(
+            f"The image is too large ({err}); send one of at most {MAX_IMAGE_PIXELS:,} pixels."
+        ) from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise InputError(
+            f"The upload is not a readable image ({type(err).__name__}); "
+            "send a PNG, JPEG, GIF, BMP or WebP file."
+        ) from err
+    return image
+
+
+def decode_image(data: bytes, input_spec: dict[str, Any]) -> np.ndarray:
+    """Decode an encoded image and prepare it as the model's card says (colour mode,
+    resize, inversion; see :func:`dlnd.vision.predict.image_to_tensor`).
+
+    Returns ``(channels, height, width)`` float32 in [0, 1].
+    """
+    from dlnd.vision.predict import image_to_tensor
+
+    image = open_image(data, input_spec)
+    try:
+        return image_to_tensor(image, {"input": input_spec})[0].numpy()
+    except (OSError, ValueError) as err:  # truncated data shows up when pixels are read
+        raise InputError(
+            f"The image could not be decoded ({type(err).__name__}); send a complete file."
+        ) from err
+
+
+def decode_base64_image(text: str, input_spec: dict[str, Any]) -> np.ndarray:
+    """Decode a base64 image (a ``data:image/...;base64,`` prefix is allowed), see
+    :func:`decode_image`. Returns ``(channels, height, width)`` float32 in [0, 1]."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise InputError(
+            "image_base64 is not valid base64; encode the image file's bytes with base64."
+        ) from err
+    return decode_image(data, input_spec)
+
+
+def pixels_to_input(pixels: Any, input_spec: dict[str, Any]) -> np.ndarray:
+    """Check a pixel array and lay it out for the model.
+
+    ``pixels``: nested lists (or an array) of shape ``(height, width)`` for a grayscale
+    model or ``(height, width, channels)``, with values in [0, 1]: the model's input as
+    it is, with no resizing or inversion.
+
+    Returns ``(channels, height, width)`` float32.
+    """
+    channels, height, width = input_shape(input_spec)
+    try:
+        array = np.asarray(pixels, dtype=np.float32)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            "pixels must be a rectangular array of numbers (rows of equal length)."
+        ) from err
+    expected = [(height, width, channels)]
+    if channels == 1:
+        expected.insert(0, (height, width))
+    if array.shape not in expected:
+        wanted = " or ".join(str(list(shape)) for shape in expected)
+        raise InputError(
+            f"pixels has shape {list(array.shape)}, but this model expects {wanted} "
+            "(height, width[, channels])."
+        )
+    if not np.isfinite(array).all():
+        raise InputError("pixels contains NaN or infinite values; send finite numbers in [0, 1].")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise InputError(
+            f"pixels must lie in [0, 1] but range over [{array.min():g}, {array.max():g}]; "
+            "divide 0-255 values by 255."
+        )
+    return array.reshape(height, width, channels).transpose(2, 0, 1).copy()
