@@ -121,12 +121,23 @@ def test_pixel_arrays_in_height_width_channels_order_become_channels_first():
         ([[0.5] * 28] * 27 + [[0.5] * 27], "rectangular"),
         ([[float("nan")] * 28] * 28, "NaN"),
         ([[float("inf")] * 28] * 28, "NaN or infinite"),
+        ([[1e300] * 28] * 28, "NaN or infinite"),
         ([[255.0] * 28] * 28, "divide 0-255"),
         ([[-0.1] * 28] * 28, r"lie in \[0, 1\]"),
         ([["a"] * 28] * 28, "rectangular array of numbers"),
         (np.zeros((3, 28, 28)).tolist(), "expects"),
     ],
-    ids=["short", "ragged", "nan", "inf", "0-255", "negative", "strings", "channels-first"],
+    ids=[
+        "short",
+        "ragged",
+        "nan",
+        "inf",
+        "beyond-float32",
+        "0-255",
+        "negative",
+        "strings",
+        "channels-first",
+    ],
 )
 def test_bad_pixel_arrays_are_refused(pixels, message):
     with pytest.raises(InputError, match=message):

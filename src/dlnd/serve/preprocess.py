@@ -97,7 +97,9 @@ def pixels_to_input(pixels: Any, input_spec: dict[str, Any]) -> np.ndarray:
     """
     channels, height, width = input_shape(input_spec)
     try:
-        array = np.asarray(pixels, dtype=np.float32)
+        # Values beyond float32's range become inf here and are refused as non-finite below.
+        with np.errstate(over="ignore"):
+            array = np.asarray(pixels, dtype=np.float32)
     except (ValueError, TypeError) as err:
         raise InputError(
             "pixels must be a rectangular array of numbers (rows of equal length)."
