@@ -160,3 +160,18 @@ def test_any_traffic_pattern_answers_every_caller_correctly(waves, max_batch, ma
     assert all(out.tolist() == [2 * v, -2 * v] for v, out in answers)
     assert sum(model.batch_sizes) == sum(waves) == len(answers)
     assert max(model.batch_sizes) <= max_batch
+
+
+def test_the_server_keeps_the_garbage_collector_out_of_the_request_path():
+    import gc
+
+    from dlnd.serve.commands import quiet_garbage_collector
+
+    threshold = gc.get_threshold()
+    try:
+        quiet_garbage_collector()
+        assert gc.get_freeze_count() > 0  # start-up objects are out of the collector's sight
+        assert gc.get_threshold()[0] == 100_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 
 from dlnd.errors import UserError
@@ -88,6 +89,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_garbage_collector() -> None:
+    """Keep Python's cyclic garbage collector out of the request path.
+
+    Each JSON request allocates thousands of small objects, which triggers collections;
+    a full collection also walks every object of the loaded libraries (PyTorch, ONNX Runtime,
+    FastAPI): pauses of tens of milliseconds that showed up as a p99 of ~155 ms under load.
+    Freezing what start-up allocated moves it out of the collector's sight, and a larger
+    first-generation threshold makes collections rarer (p99 33 ms in benchmarks/serve_load.py).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn", "onnxruntime", "python_multipart"):
         import_extra(module)
@@ -107,5 +122,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     names = ", ".join(model.name for model in app.state.registry)
     print(f"Serving {names} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    quiet_garbage_collector()
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
