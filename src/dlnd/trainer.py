@@ -210,7 +210,6 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss and metrics of ``model`` over ``dataset``, summed over every process."""
     dist = distributed.state()
-    device = next(model.parameters()).device
     metrics = metrics if metrics is not None else {"accuracy": accuracy}
     indices = batch_indices(
         len(dataset),
@@ -227,18 +226,9 @@ def evaluate(
     if dist.is_main and covered < len(dataset):
         indices.append(torch.arange(covered, len(dataset)))
     sums = torch.zeros(2 + len(metrics), dtype=torch.float64)  # [count, loss, *metrics]
-    model.eval()
-    with torch.no_grad(), _autocast(device, cfg.bf16):
-        for batch in _batches_of(dataset, indices):
-            inputs, targets = _to_device(batch, device)
-            if prepare is not None:
-                inputs = prepare(inputs)
-            outputs = model(inputs).float()
-            sums[0] += len(targets)
-            if loss_fn is not None:
-                sums[1] += float(loss_fn(outputs, targets)) * len(targets)
-            for i, metric in enumerate(metrics.values()):
-                sums[2 + i] += float(metric(outputs, targets).sum())
+    for outputs, targets in _outputs(model, dataset, indices, cfg, prepare):
+        loss = float(loss_fn(outputs, targets)) if loss_fn is not None else 0.0
+        _add_batch(sums, outputs, targets, loss, metrics)
     distributed.all_reduce_sum(sums)
     count = max(float(sums[0]), 1.0)
     result = {"loss": float(sums[1]) / count} if loss_fn is not None else {}
@@ -250,18 +240,42 @@ def predict(
     model: nn.Module, dataset: Any, cfg: TrainConfig, *, prepare: Transform | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """All outputs and targets for ``dataset`` in order: ((N, C) float32, (N,))."""
-    device = next(model.parameters()).device
     indices = batch_indices(len(dataset), cfg.eval_batch_size, shuffle=False, seed=0, epoch=0)
-    outputs, targets = [], []
+    pairs = [(out.cpu(), y.cpu()) for out, y in _outputs(model, dataset, indices, cfg, prepare)]
+    return torch.cat([out for out, _ in pairs]), torch.cat([y for _, y in pairs])
+
+
+def _outputs(
+    model: nn.Module,
+    dataset: Any,
+    indices: list[torch.Tensor],
+    cfg: TrainConfig,
+    prepare: Transform | None,
+) -> Any:
+    """(outputs as float32, targets) for each batch of ``indices``, in eval mode, no gradients."""
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad(), _autocast(device, cfg.bf16):
         for batch in _batches_of(dataset, indices):
-            inputs, batch_targets = _to_device(batch, device)
+            inputs, targets = _to_device(batch, device)
             if prepare is not None:
                 inputs = prepare(inputs)
-            outputs.append(model(inputs).float().cpu())
-            targets.append(batch_targets.cpu())
-    return torch.cat(outputs), torch.cat(targets)
+            yield model(inputs).float(), targets
+
+
+def _add_batch(
+    sums: torch.Tensor,
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    loss: float,
+    metrics: dict[str, Metric],
+) -> None:
+    """Add one batch to ``sums`` = [examples, loss sum, metric sums...] (means come later)."""
+    with torch.no_grad():
+        sums[0] += len(targets)
+        sums[1] += loss * len(targets)
+        for i, metric in enumerate(metrics.values()):
+            sums[2 + i] += float(metric(outputs, targets).sum())
 
 
 def _autocast(device: torch.device, enabled: bool) -> Any:
@@ -346,11 +360,7 @@ class _Loop:
             self.optimizer.step()
             if self.schedule is not None:
                 self.schedule.step()
-            with torch.no_grad():
-                sums[0] += len(targets)
-                sums[1] += loss_value * len(targets)
-                for i, metric in enumerate(self.metrics.values()):
-                    sums[2 + i] += float(metric(outputs.float(), targets).sum())
+            _add_batch(sums, outputs.float(), targets, loss_value, self.metrics)
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
         distributed.all_reduce_sum(sums)
         count = max(float(sums[0]), 1.0)
