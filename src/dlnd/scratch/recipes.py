@@ -405,7 +405,7 @@ TRAIN_SIZE = Option("--train-size", int, 2000, "training images (MNIST) or gener
 register(
     Recipe(
         name="perceptron",
-        summary="the perceptron trick (pocket variant) on 2-D points, boundary per epoch",
+        summary="The perceptron trick (pocket variant) on 2-D points, boundary per epoch.",
         dataset="intro",
         target="zero or few misclassified points",
         run=run_perceptron,
@@ -417,7 +417,7 @@ register(
 register(
     Recipe(
         name="gradient-descent",
-        summary="logistic regression by gradient descent, boundary and log-loss per epoch",
+        summary="Logistic regression by gradient descent, boundary and log-loss per epoch.",
         dataset="intro",
         target="log-loss below 0.25",
         run=run_gradient_descent,
@@ -429,7 +429,7 @@ register(
 register(
     Recipe(
         name="admissions",
-        summary="student admissions: logistic regression (or --hidden-size N) on gre, gpa, rank",
+        summary="Student admissions: logistic regression (or --hidden-size N) on gre, gpa, rank.",
         dataset="intro",
         target="held-out accuracy about 0.7",
         run=run_admissions,
@@ -442,7 +442,7 @@ register(
 register(
     Recipe(
         name="bike-sharing",
-        summary="predict hourly bike rentals with a one-hidden-layer NumPy network",
+        summary="Predict hourly bike rentals with a one-hidden-layer NumPy network.",
         dataset="bike-sharing",
         target="train MSE < 0.09, validation MSE < 0.18 (standardised cnt)",
         run=run_bike_sharing,
@@ -462,7 +462,7 @@ register(
 register(
     Recipe(
         name="regularization",
-        summary="overfitting a wide MLP, then L2, L1, dropout and early stopping closing the gap",
+        summary="A wide MLP overfits; L2, L1, dropout and early stopping close the gap.",
         dataset="mnist",
         target="every technique shrinks the gap between validation and training loss",
         run=run_regularization,
@@ -489,7 +489,7 @@ register(
 register(
     Recipe(
         name="gd-variants",
-        summary="batch vs stochastic vs mini-batch gradient descent, per epoch and per second",
+        summary="Batch vs stochastic vs mini-batch gradient descent, per epoch and per second.",
         dataset="mnist",
         target="each variant lowers the loss; compare them per epoch and per second",
         run=run_gd_variants,
