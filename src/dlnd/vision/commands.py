@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
-
-from dlnd.checkpoint import load_model
 from dlnd.errors import UserError
-from dlnd.vision import filters, reports
-from dlnd.vision.predict import classify_files, load_image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# PyTorch, matplotlib and the vision modules are imported inside the handlers, so that
+# `dlnd --help` and the other commands do not pay for them when they are not used.
 
 
 def save(figure: Figure, path: Path) -> Path:
@@ -22,6 +24,9 @@ def save(figure: Figure, path: Path) -> Path:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print the top-k classes of each image; one error line per unreadable file (status 2)."""
+    from dlnd.checkpoint import load_model
+    from dlnd.vision.predict import classify_files
+
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
     model, meta = load_model(Path(args.run_dir))
@@ -37,6 +42,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filters(args: argparse.Namespace) -> int:
     """Save the conv -> ReLU -> max-pool figure of the edge filters for one image."""
+    from dlnd.vision import filters
+
     path = Path(args.image)
     stages = filters.conv_relu_pool_stages(filters.grey_image(path))
     figure = filters.stages_figure(stages, path.name)
@@ -46,6 +53,10 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 def cmd_features(args: argparse.Namespace) -> int:
     """Save a trained CNN's first-layer filters and its feature maps for one image."""
+    from dlnd.checkpoint import load_model
+    from dlnd.vision import reports
+    from dlnd.vision.predict import load_image
+
     run_dir = Path(args.run_dir)
     model, meta = load_model(run_dir)
     info = meta.get("info", {})
