@@ -12,7 +12,6 @@ Image classifiers take ``pixels: (batch, channels, height, width)`` float32 in [
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 import warnings
@@ -25,6 +24,7 @@ import torch
 
 from dlnd import __version__
 from dlnd.checkpoint import load_model
+from dlnd.data.checksums import hash_file
 from dlnd.errors import UserError
 from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import get_recipe
@@ -197,7 +197,7 @@ def model_card(
         "dataset": dataset,
         "format": fmt,
         "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": hash_file(path, "sha256"),
         "size_bytes": path.stat().st_size,
         "classes": list(info["classes"]),
         "input": {
