@@ -267,7 +267,7 @@ def test_the_page_and_its_assets_are_served_without_external_links(client):
     assert page.status_code == 200 and '<canvas id="draw-canvas"' in page.text
     for asset in ("app.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200
-    for path in STATIC.iterdir():
+    for path in (p for p in STATIC.rglob("*") if p.is_file()):
         assert not re.search(
             r"(src|href)=\"https?://|url\(https?:|fetch\(\"https?:", path.read_text()
         ), path.name

@@ -62,6 +62,15 @@ def test_the_exif_orientation_is_applied_before_resizing():
     assert upright[:4].mean() > 0.9 and upright[:, :4].mean() < 0.5  # now the top edge
 
 
+def test_a_16_bit_png_is_scaled_to_the_unit_range_not_clipped():
+    """Probe: a mid-grey 16-bit PNG (32768 of 65535) used to read as white (clipped at 255)."""
+    levels = np.array([[0, 32768], [65535, 16384]], np.uint16).repeat(14, 0).repeat(14, 1)
+    x = decode_image(encode(levels), GREY)[0]
+    expected = np.round(levels.astype(np.float64) * 255 / 65535) / 255
+    np.testing.assert_allclose(x, expected, atol=1e-6)
+    assert abs(float(x[0, 20]) - 0.5) < 1 / 255
+
+
 def test_base64_with_or_without_a_data_url_prefix_equals_the_raw_bytes():
     data = encode(random_uint8((28, 28), seed=3))
     text = base64.b64encode(data).decode()

@@ -3,42 +3,37 @@
 Endpoints::
 
     GET  /healthz                      liveness and the number of models
-    GET  /v1/models                    every model: name, task, input, classes, metrics
+    GET  /v1/models                    every model: name, task, endpoints, input, metrics
     GET  /v1/models/{name}             one model
-    POST /v1/models/{name}/predict     JSON (base64 image or pixel array) or a multipart upload
+    POST /v1/models/{name}/predict     JSON, or a multipart upload for image models
+    POST /v1/models/{name}/{endpoint}  a task's other endpoints (e.g. ``generate``)
     GET  /docs, /openapi.json          the API description
 
-Client mistakes get a 4xx with ``{"detail": "..."}``: unknown model 404, body too large 413,
-content type other than JSON or multipart 415, anything that cannot become a model input
-422. A server error is a 500 and affects only its own request.
+Client mistakes get a 4xx with ``{"detail": "..."}`` (see :mod:`dlnd.serve.errors`). A
+server error is a 500 and affects only its own request.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import operator
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from dlnd import __version__
-from dlnd.serve.limits import BodyLimit, BodyTooLarge
-from dlnd.serve.preprocess import InputError
-from dlnd.serve.registry import (
-    ModelRegistry,
-    ServedModel,
-    ServeSettings,
-    UnknownModel,
-    UnsupportedInput,
-    load_models,
-)
+from dlnd.serve.errors import CLIENT_ERRORS, InputError, UnknownModel, UnsupportedInput
+from dlnd.serve.limits import BodyLimit
+from dlnd.serve.registry import TASKS, ModelRegistry, load_models
+from dlnd.serve.task import Endpoint, ServedModel, ServeSettings, TaskPage
 
 STATIC = Path(__file__).parent / "static"
 # Big enough for a phone photo; the pixel array of a 32x32 RGB image is about 40 kB.
@@ -60,16 +55,14 @@ class Health(BaseModel):
 ERRORS = {
     status: {"model": ErrorBody, "description": text}
     for status, text in {
-        404: "No model of that name.",
+        404: "No model of that name, or the model has no such endpoint.",
+        408: "The body did not arrive in time.",
         413: "The body is over the size limit.",
-        415: "The body is neither JSON nor a multipart upload.",
-        422: "The body cannot become a model input (undecodable image, wrong shape, NaN...).",
+        415: "The body is neither JSON nor (where accepted) a multipart upload.",
+        422: "The body cannot become a model input (undecodable image, wrong shape, "
+        "unknown feature, NaN...).",
     }.items()
 }
-
-
-async def index_page() -> FileResponse:
-    return FileResponse(STATIC / "index.html")
 
 
 def registry_of(request: Request) -> ModelRegistry:
@@ -92,22 +85,33 @@ async def get_model(request: Request) -> dict[str, Any]:
     return registry_of(request).get(request.path_params["name"]).describe()
 
 
-async def predict(request: Request) -> JSONResponse:
-    """Predict with one model: JSON or a multipart upload (see the model's request schema).
+def endpoint_route(path: str):
+    """The handler of ``POST /v1/models/{name}/{path}``: JSON, or a multipart upload where
+    the model's endpoint takes one. The answer is sent as built: the task's response model
+    documents it, and re-validating it on every request would only cost time."""
 
-    The answer is sent as built: the task's response model documents it, and re-validating
-    it on every request would only cost time.
-    """
-    model = registry_of(request).get(request.path_params["name"])
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type == JSON_TYPE:
-        return JSONResponse(await model.predict_json(await request.body()))
-    if media_type == MULTIPART_TYPE:
-        return JSONResponse(await model.predict_form(await read_form(request)))
-    raise UnsupportedInput(
-        f"Content type {media_type or 'none'!r} is not accepted; send {JSON_TYPE} or "
-        f"{MULTIPART_TYPE} (an image file in the field 'file')."
-    )
+    async def answer(request: Request) -> JSONResponse:
+        model = registry_of(request).get(request.path_params["name"])
+        endpoint = model.endpoint(path)
+        if endpoint is None:
+            offered = ", ".join(e.path for e in model.endpoints)
+            raise UnknownModel(
+                f"Model {model.name!r} ({model.task}) has no {path!r} endpoint; it has: {offered}."
+            )
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type == JSON_TYPE:
+            return JSONResponse(await model.answer_json(path, await request.body()))
+        if media_type == MULTIPART_TYPE and endpoint.form_fields:
+            return JSONResponse(await model.answer_form(path, await read_form(request)))
+        accepted = JSON_TYPE + (
+            f" or {MULTIPART_TYPE} (a file in the field 'file')" if endpoint.form_fields else ""
+        )
+        raise UnsupportedInput(
+            f"Content type {media_type or 'none'!r} is not accepted; send {accepted}."
+        )
+
+    answer.__name__ = path
+    return answer
 
 
 async def read_form(request: Request):
@@ -129,33 +133,79 @@ def name_parameter(models: Sequence[ServedModel]) -> dict[str, Any]:
     }
 
 
-def served_tasks(models: Sequence[ServedModel]) -> list[type[ServedModel]]:
-    """The task classes of ``models``, each once, in order of first appearance."""
-    return list(dict.fromkeys(type(model) for model in models))
+def one_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    unique = list({repr(schema): schema for schema in schemas}.values())
+    return unique[0] if len(unique) == 1 else {"oneOf": unique}
 
 
-def request_body_schema(models: Sequence[ServedModel]) -> dict[str, Any]:
-    """The OpenAPI request body of ``predict``: each served task's JSON and form schemas."""
-    tasks = served_tasks(models)
-    json_schemas = [task.request_model.model_json_schema() for task in tasks]
+def request_body_schema(path: str, models: Sequence[ServedModel]) -> dict[str, Any]:
+    """The OpenAPI request body of endpoint ``path``: each model's JSON and form schemas."""
+    content = {JSON_TYPE: {"schema": one_of([m.request_schema(path) for m in models])}}
     form_schemas = [
-        {"type": "object", "properties": task.form_fields, "required": ["file"]}
-        for task in tasks
-        if task.form_fields
+        {"type": "object", "properties": fields, "required": ["file"]}
+        for fields in (m.endpoint(path).form_fields for m in models)
+        if fields
     ]
-    content = {JSON_TYPE: {"schema": one_of(json_schemas)}}
     if form_schemas:
         content[MULTIPART_TYPE] = {"schema": one_of(form_schemas)}
     return {"required": True, "content": content}
 
 
-def response_model(models: Sequence[ServedModel]) -> Any:
-    """The union of the served tasks' response models (for the API description)."""
-    return functools.reduce(operator.or_, [task.response_model for task in served_tasks(models)])
+def served_endpoints(models: Sequence[ServedModel]) -> dict[str, list[ServedModel]]:
+    """Each endpoint path of the served tasks -> the models that have it."""
+    by_path: dict[str, list[ServedModel]] = {}
+    for model in models:
+        for endpoint in model.endpoints:
+            by_path.setdefault(endpoint.path, []).append(model)
+    return by_path
 
 
-def one_of(schemas: list[dict[str, Any]]) -> dict[str, Any]:
-    return schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+def add_endpoint_routes(app: FastAPI, models: Sequence[ServedModel]) -> None:
+    """``POST /v1/models/{name}/{path}`` for every endpoint some served model has."""
+    for path, having in served_endpoints(models).items():
+        endpoints: list[Endpoint] = [model.endpoint(path) for model in having]
+        app.add_api_route(
+            f"/v1/models/{{name}}/{path}",
+            endpoint_route(path),
+            methods=["POST"],
+            summary=endpoints[0].summary,
+            response_model=functools.reduce(
+                operator.or_, dict.fromkeys(e.response_model for e in endpoints)
+            ),
+            responses=ERRORS,
+            openapi_extra={
+                "parameters": [name_parameter(having)],
+                "requestBody": request_body_schema(path, having),
+            },
+        )
+
+
+def served_pages(models: Sequence[ServedModel]) -> list[TaskPage]:
+    """The page tabs of the served tasks, each once, in order of first appearance."""
+    return list(dict.fromkeys(type(m).page for m in models if type(m).page is not None))
+
+
+def index_html(pages: Sequence[TaskPage]) -> str:
+    """The web page with one tab per served kind of model (see ``static/tasks/``)."""
+    tabs, panels, scripts = [], [], []
+    for page in pages:
+        tab = html.escape(page.tab)
+        tabs.append(
+            f'<button type="button" role="tab" id="tab-{tab}" data-tab="{tab}" '
+            f'aria-controls="panel-{tab}">{html.escape(page.title)}</button>'
+        )
+        fragment = (STATIC / "tasks" / page.html).read_text(encoding="utf-8")
+        panels.append(
+            f'    <section id="panel-{tab}" class="tab-panel" role="tabpanel" '
+            f'aria-labelledby="tab-{tab}" hidden>\n{fragment}    </section>'
+        )
+        scripts.append(f'  <script src="/static/tasks/{html.escape(page.script)}" defer></script>')
+    template = (STATIC / "index.html").read_text(encoding="utf-8")
+    return (
+        template.replace("<!-- tabs -->", "".join(tabs))
+        .replace("<!-- panels -->", "\n".join(panels))
+        .replace("<!-- scripts -->", "\n".join(scripts))
+    )
 
 
 def error_handlers() -> dict[type[Exception], Any]:
@@ -167,12 +217,7 @@ def error_handlers() -> dict[type[Exception], Any]:
 
         return handle
 
-    return {
-        UnknownModel: answer(404),
-        BodyTooLarge: answer(413),
-        UnsupportedInput: answer(415),
-        InputError: answer(422),
-    }
+    return {error: answer(status) for error, status in CLIENT_ERRORS.items()}
 
 
 def create_app(
@@ -182,10 +227,12 @@ def create_app(
     max_wait_ms: float = 2.0,
     threads: int = 1,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    tasks: Mapping[str, type[ServedModel]] = TASKS,
 ) -> FastAPI:
     """The server application for ``model_dirs`` (run folders or exported folders; the
-    demo models when empty). Models load now, so a bad folder fails before serving."""
-    registry = load_models(model_dirs, ServeSettings(max_batch, max_wait_ms, threads))
+    demo models when empty). Models load now, so a bad folder fails before serving.
+    ``tasks`` is the table of servable tasks (see :data:`dlnd.serve.registry.TASKS`)."""
+    registry = load_models(model_dirs, ServeSettings(max_batch, max_wait_ms, threads), tasks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,7 +245,7 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=error_handlers(),
         description="Predictions from models trained with dlnd. The page at / lets you "
-        "draw a digit or drop an image.",
+        "draw a digit, drop an image or fill in a model's input form.",
     )
     app.state.registry = registry
     app.include_router(router)
@@ -209,17 +256,12 @@ def create_app(
         responses={404: ERRORS[404]},
         openapi_extra={"parameters": [name_parameter(models)]},
     )
-    app.add_api_route(
-        "/v1/models/{name}/predict",
-        predict,
-        methods=["POST"],
-        response_model=response_model(models),
-        responses=ERRORS,
-        openapi_extra={
-            "parameters": [name_parameter(models)],
-            "requestBody": request_body_schema(models),
-        },
-    )
+    add_endpoint_routes(app, models)
+    page = index_html(served_pages(models))
+
+    async def index_page() -> HTMLResponse:
+        return HTMLResponse(page)
+
     app.add_api_route("/", index_page, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)

@@ -6,20 +6,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from dlnd.serve.batching import MicroBatcher
+from dlnd.serve.errors import InputError
 from dlnd.serve.preprocess import (
-    InputError,
     decode_base64_image,
     decode_image,
     input_shape,
     pixels_to_input,
 )
-from dlnd.serve.registry import ServedModel, ServeSettings, register_task
 from dlnd.serve.runtime import OnnxModel
+from dlnd.serve.task import (
+    Endpoint,
+    ParsePool,
+    ServedModel,
+    ServeSettings,
+    TaskPage,
+    parse_json,
+)
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 1000
@@ -62,15 +69,6 @@ class ImagePredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-def validation_message(err: ValidationError) -> str:
-    """Pydantic's errors as one line: ``field: problem; field: problem``."""
-    parts = []
-    for error in err.errors(include_url=False, include_context=False, include_input=False)[:5]:
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "Invalid request: " + "; ".join(parts) + "."
-
-
 def form_top_k(form: FormData) -> int:
     """The ``top_k`` field of a multipart form (default :data:`DEFAULT_TOP_K`)."""
     text = form.get("top_k", str(DEFAULT_TOP_K))
@@ -89,20 +87,41 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
-@register_task
+IMAGE_FORM_FIELDS = {
+    "file": {"type": "string", "format": "binary", "description": "The image file."},
+    "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K},
+}
+IMAGE_PAGE = TaskPage(
+    tab="images",
+    title="Images",
+    html="image-classification.html",
+    script="image-classification.js",
+)
+
+
 class ImageClassifier(ServedModel):
     """An exported image classifier run by ONNX Runtime behind a micro-batcher."""
 
     task = "image-classification"
-    request_model = ImagePredictRequest
-    response_model = ImagePredictResponse
-    form_fields = {
-        "file": {"type": "string", "format": "binary", "description": "The image file."},
-        "top_k": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": DEFAULT_TOP_K},
-    }
+    endpoints = (
+        Endpoint(
+            "predict",
+            "The most probable classes of one image.",
+            ImagePredictResponse,
+            form_fields=IMAGE_FORM_FIELDS,
+        ),
+    )
+    page = IMAGE_PAGE
 
-    def __init__(self, name: str, card: dict[str, Any], folder: Path, settings: ServeSettings):
-        super().__init__(name, card, folder, settings)
+    def __init__(
+        self,
+        name: str,
+        card: dict[str, Any],
+        folder: Path,
+        settings: ServeSettings,
+        parse_pool: ParsePool,
+    ) -> None:
+        super().__init__(name, card, folder, settings, parse_pool)
         self.classes = list(card["classes"])
         self.input_spec = card["input"]
         model = OnnxModel(folder / card["file"], threads=settings.threads)
@@ -112,18 +131,18 @@ class ImageClassifier(ServedModel):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "classes": self.classes}
 
-    async def predict_json(self, body: bytes) -> dict[str, Any]:
-        try:
-            request = ImagePredictRequest.model_validate_json(body)
-        except ValidationError as err:
-            raise InputError(validation_message(err)) from err
+    def request_schema(self, endpoint: str) -> dict[str, Any]:
+        return ImagePredictRequest.model_json_schema()
+
+    async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any]:
+        request = parse_json(ImagePredictRequest, body)
         if request.pixels is not None:
             x = pixels_to_input(request.pixels, self.input_spec)
         else:
             x = await run_in_threadpool(decode_base64_image, request.image_base64, self.input_spec)
         return await self.classify(x, request.top_k)
 
-    async def predict_form(self, form: FormData) -> dict[str, Any]:
+    async def answer_form(self, endpoint: str, form: FormData) -> dict[str, Any]:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InputError("Send the image as a file in the multipart form field 'file'.")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +23,25 @@ import torch
 
 from dlnd import __version__
 from dlnd.checkpoint import load_model
-from dlnd.data.checksums import hash_file
 from dlnd.errors import UserError
 from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import get_recipe
+from dlnd.serve.card import (
+    CARD_FILE,
+    CARD_VERSION,
+    file_facts,
+    portable_config,
+    read_final_metrics,
+    utc_stamp,
+)
 from dlnd.serve.extras import import_extra
 
-CARD_FILE = "model_card.json"
-CARD_VERSION = 1
+__all__ = ["CARD_FILE", "CARD_VERSION", "TOLERANCE", "export_model", "export_run"]
+
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 # Largest difference between exported and PyTorch logits we accept (float32 round-off).
 TOLERANCE = 1e-4
-# Config entries that say where a run read and wrote on its machine, not what the model is.
-MACHINE_KEYS = ("data_dir", "out", "resume")
 
 
 def image_classifier_info(meta: dict[str, Any]) -> dict[str, Any]:
@@ -168,14 +172,6 @@ def export_run(
     return out_dir
 
 
-def read_final_metrics(run_dir: Path) -> dict[str, float]:
-    """The numeric metrics in a run's ``final.json`` (test scores), or ``{}`` if it has none."""
-    with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
-        final = json.loads((Path(run_dir) / "final.json").read_text(encoding="utf-8"))["metrics"]
-        return {k: v for k, v in final.items() if isinstance(v, int | float)}
-    return {}
-
-
 def model_card(
     meta: dict[str, Any],
     *,
@@ -196,9 +192,7 @@ def model_card(
         "architecture": info.get("model"),
         "dataset": dataset,
         "format": fmt,
-        "file": path.name,
-        "sha256": hash_file(path, "sha256"),
-        "size_bytes": path.stat().st_size,
+        **file_facts(path),
         "classes": list(info["classes"]),
         "input": {
             "name": INPUT_NAME,
@@ -223,14 +217,14 @@ def model_card(
             "checkpoint": meta.get("metrics", {}),
             "epoch": meta.get("epoch"),
         },
-        "config": {k: v for k, v in meta.get("config", {}).items() if k not in MACHINE_KEYS},
+        "config": portable_config(meta.get("config", {})),
         "versions": {"training": meta.get("versions", {}), "export": export_versions(fmt)},
         "verification": {
             "inputs": "5 random images, uniform in [0, 1]",
             "max_abs_diff_vs_pytorch": max_abs_diff,
             "tolerance": TOLERANCE,
         },
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "exported": utc_stamp(),
     }
 
 

@@ -5,15 +5,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class BodyTooLarge(Exception):
-    """The request body passed the server's limit (answered with HTTP 413)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(
-            f"The request body is larger than the {max_bytes:,} bytes this server accepts; "
-            "send a smaller image."
-        )
+from dlnd.serve.errors import BodyTooLarge
 
 
 class BodyLimit:

@@ -16,14 +16,22 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dlnd.data.images import fit_image, unit_pixels
+from dlnd.serve.errors import InputError
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "InputError",
+    "decode_base64_image",
+    "decode_image",
+    "input_shape",
+    "pixels_to_input",
+]
+
 # Largest image (width * height) we decode: a 50-megapixel photo. The header is read
 # first, so a small file that claims huge dimensions (a decompression bomb) is refused
 # before any pixel is decoded.
 MAX_IMAGE_PIXELS = 50_000_000
-
-
-class InputError(ValueError):
-    """A request whose content cannot become a model input (answered with HTTP 422)."""
 
 
 def input_shape(input_spec: dict[str, Any]) -> tuple[int, int, int]:
@@ -57,15 +65,13 @@ def open_image(data: bytes, input_spec: dict[str, Any]) -> Image.Image:
 
 def decode_image(data: bytes, input_spec: dict[str, Any]) -> np.ndarray:
     """Decode an encoded image and prepare it as the model's card says (colour mode,
-    resize, inversion; see :func:`dlnd.vision.predict.image_to_tensor`).
+    resize, inversion), exactly as ``dlnd predict`` and training do.
 
     Returns ``(channels, height, width)`` float32 in [0, 1].
     """
-    from dlnd.vision.predict import image_to_tensor
-
     image = open_image(data, input_spec)
     try:
-        return image_to_tensor(image, {"input": input_spec})[0].numpy()
+        return unit_pixels(fit_image(image, input_spec), input_spec.get("invert", False))
     except (OSError, ValueError) as err:  # truncated data shows up when pixels are read
         raise InputError(
             f"The image could not be decoded ({type(err).__name__}); send a complete file."

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import TensorDataset
 
+from dlnd.data.images import fit_image
 from dlnd.data.readers import (
     ImageSplit,
     image_folder_files,
@@ -185,22 +186,6 @@ def cifar10_data(data_dir: str | None, seed: int, embedded: bool) -> ImageData:
 
 
 # --- image files -----------------------------------------------------------------------------
-
-
-def fit_image(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
-    """A PIL image -> (C, H, W) uint8 in the model's colour mode and size.
-
-    ``spec["resize"]``: ``"stretch"`` resizes to width x height directly; ``"center-crop"``
-    scales the shorter side to fit, then cuts the central width x height window.
-    """
-    width, height = spec["width"], spec["height"]
-    image = image.convert(spec["color"])
-    if spec.get("resize", "stretch") == "center-crop":
-        image = ImageOps.fit(image, (width, height), Image.BILINEAR)
-    elif image.size != (width, height):
-        image = image.resize((width, height), Image.BILINEAR)
-    pixels = np.asarray(image, dtype=np.uint8)
-    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 def read_image_file(path: Path, spec: dict[str, Any]) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dlnd.data.images import unit_pixels
 from dlnd.errors import UserError
 from dlnd.vision.datasets import fit_image, read_image_file
 
@@ -22,10 +23,7 @@ from dlnd.vision.datasets import fit_image, read_image_file
 def scale_pixels(pixels: np.ndarray, invert: bool | str) -> torch.Tensor:
     """uint8 pixels -> float32 in [0, 1]; ``invert`` True flips them, ``"auto"`` flips a
     mostly light image (dark drawing on white) to match light-on-dark training data."""
-    x = torch.from_numpy(pixels.astype(np.float32) / 255)
-    if invert is True or (invert == "auto" and float(x.mean()) > 0.5):
-        x = 1 - x
-    return x
+    return torch.from_numpy(unit_pixels(pixels, invert))
 
 
 def image_to_tensor(image: Image.Image, info: dict[str, Any]) -> torch.Tensor:
