@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from starlette.datastructures import FormData, UploadFile
 
 from dlnd.serve.batching import MicroBatcher
@@ -25,6 +26,7 @@ from dlnd.serve.task import (
     ServedModel,
     ServeSettings,
     TaskPage,
+    check_value_count,
     parse_json,
 )
 
@@ -33,13 +35,18 @@ MAX_TOP_K = 1000
 
 
 class ImagePredictRequest(BaseModel):
-    """A JSON prediction request: one image, as base64 or as a pixel array."""
+    """A JSON prediction request: one image, as base64 or as a pixel array.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``top_k`` must be a JSON integer and pixel values JSON numbers (``true`` or
+    ``"3"`` are refused, not read as 1 or 3). Each model narrows ``pixels`` to its own input
+    shape (:func:`image_request_model`), so an over-long array fails at its length.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     image_base64: str | None = Field(
         None,
-        description="An encoded image file (PNG, JPEG, ...) in base64; a "
+        description="An encoded image file (PNG, JPEG, GIF, BMP or WebP) in base64; a "
         "'data:image/png;base64,' prefix is allowed. It is resized as the model card says.",
     )
     pixels: list[list[float]] | list[list[list[float]]] | None = Field(
@@ -56,6 +63,30 @@ class ImagePredictRequest(BaseModel):
         return self
 
 
+def bounded_list(item: Any, length: int) -> Any:
+    return Annotated[list[item], Field(max_length=length)]
+
+
+@functools.cache
+def image_request_model(channels: int, height: int, width: int) -> type[ImagePredictRequest]:
+    """:class:`ImagePredictRequest` whose ``pixels`` are at most ``height`` rows of ``width``
+    values (or of ``channels``-value pixels): the shape is checked while parsing, not after."""
+    grid = bounded_list(bounded_list(bounded_list(float, channels), width), height)
+    if channels == 1:
+        grid = bounded_list(bounded_list(float, width), height) | grid
+    return create_model(
+        f"ImagePredictRequest{height}x{width}x{channels}",
+        __base__=ImagePredictRequest,
+        pixels=(grid | None, ImagePredictRequest.model_fields["pixels"]),
+    )
+
+
+def max_json_values(channels: int, height: int, width: int) -> int:
+    """The most commas a valid JSON request can hold: those between the pixel values, the
+    pixels and the rows of a ``(height, width, channels)`` array, plus a few fields."""
+    return channels * height * width + height * width + height + 8
+
+
 class Prediction(BaseModel):
     label: str
     index: int
@@ -70,12 +101,10 @@ class ImagePredictResponse(BaseModel):
 
 
 def form_top_k(form: FormData) -> int:
-    """The ``top_k`` field of a multipart form (default :data:`DEFAULT_TOP_K`)."""
+    """The ``top_k`` field of a multipart form (default :data:`DEFAULT_TOP_K`): digits only
+    (``int()`` alone would also take " 5", "5_0" or other scripts' digits)."""
     text = form.get("top_k", str(DEFAULT_TOP_K))
-    try:
-        top_k = int(text) if isinstance(text, str) else 0
-    except ValueError:
-        top_k = 0
+    top_k = int(text) if isinstance(text, str) and re.fullmatch(r"[0-9]{1,4}", text) else 0
     if not 1 <= top_k <= MAX_TOP_K:
         raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}.")
     return top_k
@@ -124,6 +153,8 @@ class ImageClassifier(ServedModel):
         super().__init__(name, card, folder, settings, parse_pool)
         self.classes = list(card["classes"])
         self.input_spec = card["input"]
+        self.request_model = image_request_model(*input_shape(self.input_spec))
+        self.max_json_values = max_json_values(*input_shape(self.input_spec))
         model = OnnxModel(folder / card["file"], threads=settings.threads)
         model(np.zeros((settings.max_batch, *input_shape(self.input_spec)), np.float32))  # warm up
         self.batcher = MicroBatcher(model, settings.max_batch, settings.max_wait_ms, name)
@@ -132,15 +163,20 @@ class ImageClassifier(ServedModel):
         return {**super().describe(), "classes": self.classes}
 
     def request_schema(self, endpoint: str) -> dict[str, Any]:
+        # One description for every image model; each model's input shape is in its card.
         return ImagePredictRequest.model_json_schema()
 
     async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any]:
-        request = parse_json(ImagePredictRequest, body)
+        check_value_count(body, self.max_json_values, "this model's input")
+        x, top_k = await self.parse_pool.run(self.json_to_input, body)
+        return await self.classify(x, top_k)
+
+    def json_to_input(self, body: bytes) -> tuple[np.ndarray, int]:
+        """A JSON body -> (model input ``(C, H, W)``, top_k); runs in the parse pool."""
+        request = parse_json(self.request_model, body)
         if request.pixels is not None:
-            x = pixels_to_input(request.pixels, self.input_spec)
-        else:
-            x = await run_in_threadpool(decode_base64_image, request.image_base64, self.input_spec)
-        return await self.classify(x, request.top_k)
+            return pixels_to_input(request.pixels, self.input_spec), request.top_k
+        return decode_base64_image(request.image_base64, self.input_spec), request.top_k
 
     async def answer_form(self, endpoint: str, form: FormData) -> dict[str, Any]:
         upload = form.get("file")
@@ -148,7 +184,7 @@ class ImageClassifier(ServedModel):
             raise InputError("Send the image as a file in the multipart form field 'file'.")
         top_k = form_top_k(form)
         data = await upload.read()
-        x = await run_in_threadpool(decode_image, data, self.input_spec)
+        x = await self.parse_pool.run(decode_image, data, self.input_spec)
         return await self.classify(x, top_k)
 
     async def classify(self, x: np.ndarray, top_k: int) -> dict[str, Any]:
