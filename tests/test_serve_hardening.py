@@ -154,3 +154,96 @@ def encode(array: np.ndarray, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def eps_file() -> bytes:
+    """An encapsulated PostScript file: Pillow would hand it to Ghostscript if installed."""
+    return b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nnewpath 0 0 moveto showpage\n"
+
+
+OTHER_FORMATS = {
+    "tiff": lambda: encode(np.zeros((28, 28), np.uint8), "TIFF"),
+    "tga": lambda: encode(np.zeros((28, 28), np.uint8), "TGA"),
+    "ppm": lambda: encode(np.zeros((28, 28), np.uint8), "PPM"),
+    "ico": lambda: encode(np.zeros((28, 28, 3), np.uint8), "ICO"),
+    "eps": eps_file,
+}
+
+
+@pytest.mark.parametrize("make", OTHER_FORMATS.values(), ids=OTHER_FORMATS.keys())
+def test_only_the_promised_image_formats_are_decoded(client, make):
+    """Probe: TIFF and TGA uploads answered 200 (any of Pillow's ~43 formats was tried)."""
+    response = client.post(PREDICT, files={"file": ("x", make())})
+    assert response.status_code == 422
+    assert "it is not PNG, JPEG, GIF, BMP or WebP" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+def test_the_promised_formats_are_decoded(client, fmt):
+    response = client.post(
+        PREDICT, files={"file": ("x", encode(np.zeros((40, 30), np.uint8), fmt))}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_huge_png_for_a_small_model_is_refused_before_decoding(client, exports):
+    """Probe: a 143 KB PNG of 50 megapixels was decoded in full for a 28x28 model (330 MB,
+    about 1 s)."""
+    huge = encode(np.zeros((7000, 7000), np.uint8), "PNG")
+    assert len(huge) < 200_000
+    started = time.perf_counter()
+    response = client.post(PREDICT, files={"file": ("huge.png", huge)})
+    assert time.perf_counter() - started < 0.5
+    assert response.status_code == 422
+    assert "7000x7000 pixels would be decoded and at most 4,194,304" in response.json()["detail"]
+    code = f"""
+import io
+from PIL import Image
+data = io.BytesIO()
+Image.new("L", (7000, 7000)).save(data, "PNG")
+answer = client.post("{PREDICT}", files={{"file": ("huge.png", data.getvalue())}})
+assert answer.status_code == 422, answer.text
+"""
+    assert peak_memory_mb(serving_setup(exports["digits"]), code) < 60
+
+
+def test_a_big_jpeg_is_reduced_while_it_is_decoded(client):
+    """A 12-megapixel phone photo decodes at 1/8 scale for a 32x32 model: accepted."""
+    photo = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    response = client.post(COLOUR_PREDICT, files={"file": ("photo.jpg", encode(photo, "JPEG"))})
+    assert response.status_code == 200, response.text
+
+
+def test_concurrent_uploads_are_decoded_a_few_at_a_time(exports, monkeypatch):
+    """Probe: up to 40 uploads were decoded at once (the default thread pool)."""
+    app = create_app([exports["colour"]], max_batch=8, max_wait_ms=1, parse_threads=2)
+    active, most = 0, 0
+    lock = threading.Lock()
+    real_decode = classifier.decode_image
+
+    def counting_decode(data, spec):
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        try:
+            time.sleep(0.02)  # long enough for the uploads to overlap
+            return real_decode(data, spec)
+        finally:
+            with lock:
+                active -= 1
+
+    monkeypatch.setattr(classifier, "decode_image", counting_decode)
+    photo = encode(np.random.default_rng(1).integers(0, 256, (600, 800, 3), np.uint8), "PNG")
+
+    async def uploads() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            responses = await asyncio.gather(
+                *(http.post(COLOUR_PREDICT, files={"file": ("p.png", photo)}) for _ in range(12))
+            )
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(uploads()) == [200] * 12
+    assert most == 2
+    app.state.registry.close()

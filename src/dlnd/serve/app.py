@@ -226,13 +226,16 @@ def create_app(
     max_batch: int = 64,
     max_wait_ms: float = 2.0,
     threads: int = 1,
+    parse_threads: int = 2,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     tasks: Mapping[str, type[ServedModel]] = TASKS,
 ) -> FastAPI:
     """The server application for ``model_dirs`` (run folders or exported folders; the
     demo models when empty). Models load now, so a bad folder fails before serving.
-    ``tasks`` is the table of servable tasks (see :data:`dlnd.serve.registry.TASKS`)."""
-    registry = load_models(model_dirs, ServeSettings(max_batch, max_wait_ms, threads), tasks)
+    ``parse_threads`` bound how many requests are parsed or decoded at once; ``tasks`` is
+    the table of servable tasks (see :data:`dlnd.serve.registry.TASKS`)."""
+    settings = ServeSettings(max_batch, max_wait_ms, threads, parse_threads)
+    registry = load_models(model_dirs, settings, tasks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -78,6 +78,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--threads", type=positive_int, default=1, help="threads per forward pass (default 1)"
     )
+    p.add_argument(
+        "--parse-threads",
+        type=positive_int,
+        default=2,
+        help="requests parsed or images decoded at once (default 2)",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -118,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         threads=args.threads,
+        parse_threads=args.parse_threads,
         max_body_bytes=args.max_body_bytes,
     )
     names = ", ".join(model.name for model in app.state.registry)

@@ -1,8 +1,8 @@
 """What a client sends -> the pixels an image model takes, refusing anything malformed.
 
 A model takes ``x: (channels, height, width)`` float32 in [0, 1] per example (the model
-normalises inside). Clients send an encoded image (PNG, JPEG, GIF, ...; as raw bytes or
-base64) or a pixel array. Every failure raises :class:`InputError` with a message the
+normalises inside). Clients send an encoded image (PNG, JPEG, GIF, BMP or WebP; as raw
+bytes or base64) or a pixel array. Every failure raises :class:`InputError` with a message the
 client can act on; the server answers it with status 422.
 """
 
@@ -20,6 +20,7 @@ from dlnd.data.images import fit_image, unit_pixels
 from dlnd.serve.errors import InputError
 
 __all__ = [
+    "FORMATS",
     "MAX_IMAGE_PIXELS",
     "InputError",
     "decode_base64_image",
@@ -28,10 +29,20 @@ __all__ = [
     "pixels_to_input",
 ]
 
-# Largest image (width * height) we decode: a 50-megapixel photo. The header is read
-# first, so a small file that claims huge dimensions (a decompression bomb) is refused
-# before any pixel is decoded.
+# The image formats the API promises. Pillow reads about forty more (TIFF, TGA, EPS through
+# Ghostscript, ...); each would be more decoder code reachable from the network, so they are
+# never tried.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP or WebP"
+# Largest image (width * height) a header may claim: a 50-megapixel photo. The header is read
+# first, so a small file that claims huge dimensions (a decompression bomb) is refused before
+# any pixel is decoded.
 MAX_IMAGE_PIXELS = 50_000_000
+# Most pixels decoded for one model: 64 times its input (8 times each side), and never less
+# than 2048 x 2048. A JPEG is decoded at 1/2, 1/4 or 1/8 scale to fit; other formats are
+# decoded whole, so their size is what counts.
+DECODED_PER_INPUT_PIXEL = 64
+MIN_DECODED_PIXELS = 2048 * 2048
 
 
 def input_shape(input_spec: dict[str, Any]) -> tuple[int, int, int]:
@@ -39,28 +50,54 @@ def input_shape(input_spec: dict[str, Any]) -> tuple[int, int, int]:
     return (input_spec["channels"], input_spec["height"], input_spec["width"])
 
 
+def max_decoded_pixels(input_spec: dict[str, Any]) -> int:
+    """The most pixels decoded for a model with this input (see :data:`MIN_DECODED_PIXELS`)."""
+    model_pixels = input_spec["height"] * input_spec["width"]
+    return max(MIN_DECODED_PIXELS, DECODED_PER_INPUT_PIXEL * model_pixels)
+
+
 def open_image(data: bytes, input_spec: dict[str, Any]) -> Image.Image:
-    """Decode image bytes safely: size checked before decoding, EXIF orientation applied."""
+    """Decode image bytes safely: only the promised formats, the size checked before any
+    pixel is decoded (JPEGs reduced while decoding), EXIF orientation applied."""
     if not data:
-        raise InputError("The image is empty; send the bytes of a PNG, JPEG or GIF file.")
+        raise InputError(f"The image is empty; send the bytes of a {FORMAT_NAMES} file.")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
         if image.width * image.height > MAX_IMAGE_PIXELS:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels")
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: much faster for big photos.
+        # A JPEG can decode at 1/2, 1/4 or 1/8 scale directly: fast, and small in memory.
         image.draft(input_spec["color"], (input_spec["width"] * 2, input_spec["height"] * 2))
+        refuse_large_decode(image, input_spec)
         image = ImageOps.exif_transpose(image)
         image.load()
+    except InputError:
+        raise
     except Image.DecompressionBombError as err:
         raise InputError(
             f"The image is too large ({err}); send one of at most {MAX_IMAGE_PIXELS:,} pixels."
         ) from err
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError as err:
+        raise InputError(
+            f"The upload is not a readable image: it is not {FORMAT_NAMES}; "
+            "convert it to one of those formats."
+        ) from err
+    except (OSError, SyntaxError, ValueError) as err:
         raise InputError(
             f"The upload is not a readable image ({type(err).__name__}); "
-            "send a PNG, JPEG, GIF, BMP or WebP file."
+            f"send a {FORMAT_NAMES} file."
         ) from err
     return image
+
+
+def refuse_large_decode(image: Image.Image, input_spec: dict[str, Any]) -> None:
+    """Refuse an image that would decode to more pixels than this model needs."""
+    limit = max_decoded_pixels(input_spec)
+    if image.width * image.height > limit:
+        raise InputError(
+            f"The image is too large for this model: {image.width}x{image.height} pixels "
+            f"would be decoded and at most {limit:,} are; send a smaller image or a JPEG "
+            "(which is reduced while it is decoded)."
+        )
 
 
 def decode_image(data: bytes, input_spec: dict[str, Any]) -> np.ndarray:
