@@ -24,21 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from dlnd import __version__
+from dlnd.serve import defaults
 from dlnd.serve.errors import CLIENT_ERRORS, InputError, UnknownModel, UnsupportedInput
+from dlnd.serve.extras import import_extra
 from dlnd.serve.limits import BodyLimit
 from dlnd.serve.registry import TASKS, ModelRegistry, load_models
+from dlnd.serve.security import Guard
 from dlnd.serve.task import Endpoint, ServedModel, ServeSettings, TaskPage
 
 STATIC = Path(__file__).parent / "static"
-# Big enough for a phone photo; the pixel array of a 32x32 RGB image is about 40 kB.
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 JSON_TYPE, MULTIPART_TYPE = "application/json", "multipart/form-data"
+# The status logged for a request whose client left before its answer (as nginx does).
+CLIENT_LEFT = 499
 
 router = APIRouter()
 
@@ -209,7 +213,8 @@ def index_html(pages: Sequence[TaskPage]) -> str:
 
 
 def error_handlers() -> dict[type[Exception], Any]:
-    """Each client mistake -> its status code, with the message as ``detail``."""
+    """Each client mistake -> its status code, with the message as ``detail``; a client
+    that left mid-request -> nothing to answer (and no traceback in the log)."""
 
     def answer(status: int):
         async def handle(request: Request, err: Exception) -> JSONResponse:
@@ -217,23 +222,48 @@ def error_handlers() -> dict[type[Exception], Any]:
 
         return handle
 
-    return {error: answer(status) for error, status in CLIENT_ERRORS.items()}
+    async def client_left(request: Request, err: Exception) -> Response:
+        return Response(status_code=CLIENT_LEFT)
+
+    return {
+        **{error: answer(status) for error, status in CLIENT_ERRORS.items()},
+        ClientDisconnect: client_left,
+    }
+
+
+def add_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI served from the ``fastapi-offline`` package's files, so the
+    page needs no CDN (and works offline)."""
+    assets = Path(import_extra("fastapi_offline").__file__).parent / "static"
+
+    async def docs_page() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
+
+    app.add_api_route("/docs", docs_page, include_in_schema=False)
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
 
 
 def create_app(
     model_dirs: Sequence[Path] = (),
     *,
-    max_batch: int = 64,
-    max_wait_ms: float = 2.0,
-    threads: int = 1,
-    parse_threads: int = 2,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_batch: int = defaults.MAX_BATCH,
+    max_wait_ms: float = defaults.MAX_WAIT_MS,
+    threads: int = defaults.FORWARD_THREADS,
+    parse_threads: int = defaults.PARSE_THREADS,
+    max_body_bytes: int = defaults.MAX_BODY_BYTES,
+    body_timeout_s: float = defaults.BODY_TIMEOUT_S,
+    allowed_hosts: Sequence[str] | None = None,
+    api_key: str | None = None,
     tasks: Mapping[str, type[ServedModel]] = TASKS,
 ) -> FastAPI:
     """The server application for ``model_dirs`` (run folders or exported folders; the
     demo models when empty). Models load now, so a bad folder fails before serving.
-    ``parse_threads`` bound how many requests are parsed or decoded at once; ``tasks`` is
-    the table of servable tasks (see :data:`dlnd.serve.registry.TASKS`)."""
+
+    ``parse_threads`` bound how many requests are parsed or decoded at once; a body must
+    arrive within ``body_timeout_s``. ``allowed_hosts`` (``None``: any) are the names the
+    server answers to, ``api_key`` the key the API requires (``None``: none; see
+    :mod:`dlnd.serve.security`); ``tasks`` the table of servable tasks
+    (:data:`dlnd.serve.registry.TASKS`)."""
     settings = ServeSettings(max_batch, max_wait_ms, threads, parse_threads)
     registry = load_models(model_dirs, settings, tasks)
 
@@ -247,6 +277,8 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         exception_handlers=error_handlers(),
+        docs_url=None,
+        redoc_url=None,
         description="Predictions from models trained with dlnd. The page at / lets you "
         "draw a digit, drop an image or fill in a model's input form.",
     )
@@ -267,5 +299,7 @@ def create_app(
 
     app.add_api_route("/", index_page, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    add_docs(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts, api_key=api_key)
     return app

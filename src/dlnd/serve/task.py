@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
+from dlnd.serve import defaults
 from dlnd.serve.errors import InputError, UnsupportedInput
 
 T = TypeVar("T")
@@ -33,10 +34,10 @@ class ServeSettings:
     """How models run: batch size and wait of the micro-batcher, threads per forward pass,
     and threads that parse and decode requests (which also bounds concurrent decodes)."""
 
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    threads: int = 1
-    parse_threads: int = 2
+    max_batch: int = defaults.MAX_BATCH
+    max_wait_ms: float = defaults.MAX_WAIT_MS
+    threads: int = defaults.FORWARD_THREADS
+    parse_threads: int = defaults.PARSE_THREADS
 
 
 @dataclass(frozen=True)
