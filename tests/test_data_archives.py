@@ -105,3 +105,80 @@ def test_not_an_archive_is_a_user_error(tmp_path):
     junk.write_bytes(b"<html>not found</html>")
     with pytest.raises(UserError, match="neither a tar nor a zip"):
         safe_extract(junk, tmp_path / "out")
+
+
+def _zip_of_zeros(path: Path, megabytes: int) -> Path:
+    """A zip of one file of zeros: about 1 KB per megabyte, the classic decompression bomb."""
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf,
+        zf.open("zeros.bin", "w", force_zip64=True) as member,
+    ):
+        for _ in range(megabytes):
+            member.write(b"\0" * (1 << 20))
+    return path
+
+
+def test_an_archive_that_expands_enormously_is_stopped_and_removed(tmp_path):
+    """Probe: a 1 MB zip wrote 1.07 GB (no size or ratio cap)."""
+    bomb = _zip_of_zeros(tmp_path / "bomb.zip", 256)
+    assert bomb.stat().st_size < 300_000
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="expands to more than 50 times its size"):
+        safe_extract(bomb, out)
+    assert not out.exists()
+
+
+def test_a_tar_bomb_is_stopped_too(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = 64 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    with pytest.raises(UserError, match="decompression bomb"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_within_the_ratio_is_unpacked(tmp_path):
+    archive = tmp_path / "ok.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("numbers.txt", " ".join(str(i) for i in range(20_000)))  # about 3x
+    assert len(safe_extract(archive, tmp_path / "out")) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 300 + ".txt", "dir/" + "b" * 256, "escape\x1b[31m.txt", "line\nbreak.txt"],
+    ids=["long-name", "long-part", "terminal-escape", "newline"],
+)
+def test_members_with_odd_names_are_refused_before_writing(tmp_path, name):
+    """Probe: a 300-character member name raised a raw OSError and left the files before it."""
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("first.txt", "x")
+        zf.writestr(name, "x")
+    with pytest.raises(UserError, match="control character or a name part over 255 bytes"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [("first.txt", "x"), ("a", "a file"), ("a/b.txt", "inside a file?")],
+        [("first.txt", "x"), ("same.txt", "one"), ("same.txt", "two")],
+    ],
+    ids=["file-then-folder", "duplicate"],
+)
+@pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
+def test_a_member_that_cannot_be_written_removes_what_was_written(tmp_path, members):
+    """Probe: a file and a folder of the same name raised a raw OSError (FileExistsError)
+    and left the first files behind."""
+    archive = tmp_path / "clash.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, text in members:
+            zf.writestr(name, text)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UserError, match=r"could not unpack clash.zip: writing member"):
+        safe_extract(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

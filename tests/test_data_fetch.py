@@ -8,7 +8,9 @@ import io
 import os
 import shutil
 import tarfile
+import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -191,7 +193,7 @@ def test_offline_error_names_file_path_and_url(tmp_path):
     assert "train-images-idx3-ubyte.gz" in message
     assert str(expected_path) in message
     assert (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
         "train-images-idx3-ubyte.gz" in message
     )
     assert "DLND_OFFLINE=1" in message
@@ -285,3 +287,126 @@ def test_cli_list_fetch_and_errors(tmp_path, shared_data, capsys, monkeypatch):
     assert "DLND_OFFLINE=1" in capsys.readouterr().err
     assert main(["data", "verify", "no-such-set"]) == 2
     assert "unknown data set 'no-such-set'" in capsys.readouterr().err
+
+
+def test_every_catalogue_url_is_https():
+    """Probe: one catalogue URL was plain http."""
+    for dataset in DATASETS.values():
+        assert dataset.homepage.startswith("https://"), dataset.name
+        for layout in dataset.layouts:
+            urls = [u for f in layout.files for u in f.urls]
+            urls += [u for a in layout.archives for u in a.urls]
+            assert all(u.startswith("https://") for u in urls), (dataset.name, urls)
+
+
+def test_a_plain_http_url_is_refused_unless_local():
+    with pytest.raises(ValueError, match="must use https"):
+        DataFile("x.bin", sha256="0" * 64, urls=("http://example.org/x.bin",))
+    with pytest.raises(ValueError, match="must use https"):
+        Archive("x.zip", ("ftp://example.org/x.zip",))
+    DataFile("x.bin", sha256="0" * 64, urls=("http://127.0.0.1:8000/x.bin",))
+
+
+def test_everything_taken_from_a_catalogue_archive_is_checksummed():
+    """Probe: downloaded archives were not checksummed, and image folders were checked only
+    by file counts. An archive without a checksum of its own is allowed only when every
+    member kept from it is a checksummed file or lies in a folder with a content digest."""
+    for dataset in DATASETS.values():
+        for layout in dataset.layouts:
+            files = {f.path for f in layout.files}
+            for archive in layout.archives:
+                if archive.sha256:
+                    continue
+                if archive.keep:
+                    assert set(archive.keep) <= files, (dataset.name, archive.filename)
+                else:
+                    assert layout.image_digests, (dataset.name, archive.filename)
+                    assert set(layout.image_digests) == set(layout.image_counts)
+
+
+def test_the_image_folders_match_their_content_digests(shared_data):
+    from dlnd.data.fetch import count_status
+
+    layout = DATASETS["hymenoptera"].layouts[0]
+    for sub, count in layout.image_counts.items():
+        status = count_status(shared_data / "hymenoptera" / sub, count, layout.image_digests[sub])
+        assert status == ("ok", count), sub
+
+
+def _image_dataset(folder_files: dict[str, bytes], archive_url: str = "") -> Dataset:
+    from dlnd.data.checksums import folder_digest
+
+    reference = Path(tempfile.mkdtemp())
+    for name, data in folder_files.items():
+        (reference / "pics").mkdir(exist_ok=True)
+        (reference / "pics" / name).write_bytes(data)
+    archives = (Archive("pics.zip", (archive_url,)),) if archive_url else ()
+    return Dataset(
+        name="toy",
+        folder="toy",
+        description="test images",
+        licence="CC0",
+        citation="none",
+        homepage="https://127.0.0.1/",
+        layouts=(
+            Layout(
+                "image folder",
+                image_counts={"pics": len(folder_files)},
+                image_digests={"pics": folder_digest(reference / "pics")},
+                archives=archives,
+            ),
+        ),
+    )
+
+
+def test_an_image_folder_with_a_changed_file_is_refused(tmp_path):
+    dataset = _image_dataset({"a.jpg": b"first", "b.jpg": b"second"})
+    data = tmp_path / "data" / "toy" / "pics"
+    data.mkdir(parents=True)
+    (data / "a.jpg").write_bytes(b"first")
+    (data / "b.jpg").write_bytes(b"second")
+    assert resolve_dataset(dataset, tmp_path / "data") == data.parent
+    (data / "b.jpg").write_bytes(b"second, but edited")
+    with pytest.raises(UserError, match="differs from what toy has there"):
+        resolve_dataset(dataset, tmp_path / "data")
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_downloaded_image_archive_is_checked_before_it_is_used(tmp_path, online):
+    pictures = {"a.jpg": b"first", "b.jpg": b"second"}
+    good = _zip_bytes({f"pics/{n}": d for n, d in pictures.items()})
+    tampered = _zip_bytes({"pics/a.jpg": b"first", "pics/b.jpg": b"not the published one"})
+    extra = _zip_bytes({**{f"pics/{n}": d for n, d in pictures.items()}, "run-me.sh": b"!"})
+    with _Server({"/good.zip": good, "/tampered.zip": tampered, "/extra.zip": extra}) as server:
+        for name, message in (("tampered", "differs from what"), ("extra", "'run-me.sh'")):
+            dataset = _image_dataset(pictures, f"{server.url}/{name}.zip")
+            with pytest.raises(UserError, match=message):
+                resolve_dataset(dataset)
+            assert list((_cache(tmp_path) / "toy").iterdir()) == []  # nothing was moved in
+        folder = resolve_dataset(_image_dataset(pictures, f"{server.url}/good.zip"))
+        assert sorted(p.name for p in (folder / "pics").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_an_archive_with_its_own_checksum_is_checked_before_unpacking(tmp_path, online):
+    archive = _tar_bytes({"a.txt": b"payload"})
+    with _Server({"/pack.tar.gz": archive}) as server:
+        dataset = _dataset(
+            files=(DataFile("a.txt", sha256=_sha(b"payload")),),
+            archives=(Archive("pack.tar.gz", (server.url + "/pack.tar.gz",), sha256="0" * 64),),
+        )
+        with pytest.raises(UserError, match="wrong checksum"):
+            resolve_dataset(dataset)
+        good = _dataset(
+            files=(DataFile("a.txt", sha256=_sha(b"payload")),),
+            archives=(
+                Archive("pack.tar.gz", (server.url + "/pack.tar.gz",), sha256=_sha(archive)),
+            ),
+        )
+        assert (resolve_dataset(good) / "a.txt").read_bytes() == b"payload"

@@ -12,17 +12,34 @@ A data set has one or more *layouts*: alternative sets of files that each make i
 full four files, or only its two test files; CIFAR-10 as the official binary archive or as the
 JPEG archive). A file carries a SHA-256 where one is known; where the publisher only gives an MD5
 (MNIST training files, Fashion-MNIST, the CIFAR-10 binary archive), the MD5 is carried and used.
-A file without any checksum is not allowed: hymenoptera, which publishes none, is checked by the
-number of images in each class folder instead.
+A file without any checksum is not allowed. Image folders (hymenoptera, whose publisher gives no
+checksums) carry the SHA-256 of their content instead (see :func:`dlnd.data.checksums.
+folder_digest`). Everything taken from a downloaded archive is checked this way before it is
+used, so an archive needs no checksum of its own (it may carry one). Every URL is https (plain
+http only for a server on this machine, as the tests run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from dlnd.errors import UserError
 
 UDACITY = "https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/master/"
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_urls(urls: tuple[str, ...], what: str) -> None:
+    """Refuse a download URL that is not https (unless it is served from this machine)."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+        ):
+            raise ValueError(f"catalogue {what} has the URL {url!r}; downloads must use https")
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class DataFile:
     def __post_init__(self) -> None:
         if not (self.sha256 or self.md5):
             raise ValueError(f"catalogue file {self.path} needs a sha256 or an md5")
+        check_urls(self.urls, f"file {self.path}")
 
     @property
     def checksum(self) -> tuple[str, str]:
@@ -51,13 +69,18 @@ class Archive:
 
     ``strip`` is a leading folder of the archive's members that is dropped on extraction
     (``hymenoptera_data/train/...`` becomes ``train/...``); ``keep`` lists the member paths
-    (after stripping) to keep, or is empty to keep everything.
+    (after stripping) to keep, or is empty to keep everything. ``sha256`` (optional: what is
+    kept from it is checked anyway) is verified before the archive is opened.
     """
 
     filename: str
     urls: tuple[str, ...]
     strip: str = ""
     keep: tuple[str, ...] = ()
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        check_urls(self.urls, f"archive {self.filename}")
 
 
 @dataclass(frozen=True)
@@ -65,14 +88,20 @@ class Layout:
     """One complete way a data set can be present in its folder.
 
     ``files`` are checked by checksum. ``image_counts`` maps a sub-folder to the number of
-    files it must hold (for data sets that publish no checksums). ``archives`` are what to
-    download, besides the files' own URLs, to produce this layout.
+    files it must hold and ``image_digests`` to the SHA-256 of its content (for data sets
+    that publish no checksums). ``archives`` are what to download, besides the files' own
+    URLs, to produce this layout.
     """
 
     label: str
     files: tuple[DataFile, ...] = ()
     image_counts: dict[str, int] = field(default_factory=dict)
+    image_digests: dict[str, str] = field(default_factory=dict)
     archives: tuple[Archive, ...] = ()
+
+    def __post_init__(self) -> None:
+        if set(self.image_digests) != set(self.image_counts):
+            raise ValueError(f"layout {self.label!r} needs a digest for every image folder")
 
     @property
     def size(self) -> int | None:
@@ -131,7 +160,10 @@ def _idx_files(
 # MNIST: MD5s as published by torchvision; the SHA-256s of the two test files were computed
 # from the offline copy, which is byte-identical to the canonical files (same MD5).
 _MNIST_FILES = _idx_files(
-    ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+    (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
     md5={
         "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -151,10 +183,7 @@ _MNIST_FILES = _idx_files(
 )
 
 _FASHION_FILES = _idx_files(
-    (
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-    ),
+    ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",),
     md5={
         "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -296,7 +325,7 @@ DATASETS: dict[str, Dataset] = {
             licence="CC BY-SA 3.0",
             citation="LeCun, Y., Cortes, C. and Burges, C. J. C. The MNIST database of "
             "handwritten digits (1998).",
-            homepage="http://yann.lecun.com/exdb/mnist/",
+            homepage="https://yann.lecun.com/exdb/mnist/",
             layouts=(
                 Layout("full train and test set", files=_MNIST_FILES),
                 Layout("test set only (offline copy)", files=_test_only(_MNIST_FILES)),
@@ -357,12 +386,18 @@ DATASETS: dict[str, Dataset] = {
             homepage="https://pytorch.org/tutorials/beginner/transfer_learning_tutorial.html",
             layouts=(
                 Layout(
-                    "image folders (no published checksums: image counts checked)",
+                    "image folders (no published checksums: content digests of the offline copy)",
                     image_counts={
                         "train/ants": 124,
                         "train/bees": 121,
                         "val/ants": 70,
                         "val/bees": 83,
+                    },
+                    image_digests={
+                        "train/ants": "704aebf688827d89505eb38cb6d78d540d58d38c5263b257cdc951c098a747ae",
+                        "train/bees": "e78a9be955d1b5d42a5813fe108d7f4d8e4ab622ebdbc59d23426a698946f006",
+                        "val/ants": "f08ca541026e8d6d41455e2d8a3d978b3b1372b0c90810477924968cfb7ab510",
+                        "val/bees": "6af516ce1d148c79b4a7fa1491066581fc7030e3b30a32796512d8e43651b8f9",
                     },
                     archives=(_HYMENOPTERA_ZIP,),
                 ),

@@ -81,3 +81,40 @@ def forget(path: Path) -> None:
     cache = _load_cache()
     if cache.pop(key, None) is not None:
         _save_cache(cache)
+
+
+def forget_under(folder: Path) -> None:
+    """Drop every remembered digest of a file or folder below ``folder`` (a staging folder
+    whose files were moved elsewhere)."""
+    prefix = str(Path(folder).resolve()) + "/"
+    cache = _load_cache()
+    kept = {key: entry for key, entry in cache.items() if not key.startswith(prefix)}
+    if len(kept) != len(cache):
+        _save_cache(kept)
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 of a folder's content: of the sorted lines ``relative/path <sha256 of file>``
+    over every file below it. Any added, removed, renamed or changed file changes it.
+
+    Remembered like a file's digest, under the folder's path with a stamp made of every
+    file's name, size and modification time.
+    """
+    folder = Path(folder).resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    stamp = hashlib.sha256(
+        "".join(
+            f"{p.relative_to(folder).as_posix()}\0{p.stat().st_size}\0{p.stat().st_mtime_ns}\n"
+            for p in files
+        ).encode()
+    ).hexdigest()
+    key = f"{folder}/"
+    entry = _load_cache().get(key, {})
+    if entry.get("stamp") == stamp and "tree_sha256" in entry:
+        return entry["tree_sha256"]
+    listing = "".join(
+        f"{p.relative_to(folder).as_posix()} {hash_file(p, 'sha256')}\n" for p in files
+    )
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    _remember(key, {"stamp": stamp, "tree_sha256": digest})
+    return digest

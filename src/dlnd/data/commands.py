@@ -65,7 +65,7 @@ def verify_rows(dataset: Dataset, data_dir: str | Path | None) -> list[list[str]
     ]
     for layout in dataset.layouts:
         for sub, expected in layout.image_counts.items():
-            status, found = count_status(folder / sub, expected)
+            status, found = count_status(folder / sub, expected, layout.image_digests.get(sub))
             rows.append(
                 [dataset.name, f"{sub}/ ({found} of {expected} files)", status, str(folder)]
             )

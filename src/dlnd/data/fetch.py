@@ -23,13 +23,20 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from dlnd.data.archives import safe_extract
 from dlnd.data.catalog import Archive, DataFile, Dataset, Layout, get_dataset
-from dlnd.data.checksums import file_digest, forget, user_cache_root
+from dlnd.data.checksums import (
+    file_digest,
+    folder_digest,
+    forget,
+    forget_under,
+    user_cache_root,
+)
 from dlnd.errors import UserError
 
 DOWNLOAD_TIMEOUT_S = 60
@@ -89,18 +96,26 @@ def file_status(path: Path, expected: DataFile) -> str:
     return "ok" if file_digest(path, algorithm) == digest else "MISMATCH"
 
 
-def count_status(folder: Path, expected: int) -> tuple[str, int]:
-    """``("ok" | "MISMATCH" | "missing", files found)`` for an image folder without checksums."""
+def count_status(folder: Path, expected: int, digest: str | None = None) -> tuple[str, int]:
+    """``("ok" | "MISMATCH" | "missing", files found)`` for an image folder: the number of
+    files, then (when ``digest`` is given) the SHA-256 of its content."""
     if not folder.is_dir():
         return "missing", 0
     found = sum(1 for p in folder.iterdir() if p.is_file())
-    return ("ok" if found == expected else "MISMATCH"), found
+    if found != expected or (digest is not None and folder_digest(folder) != digest):
+        return "MISMATCH", found
+    return "ok", found
 
 
-def verify_layout(dataset: Dataset, folder: Path, layout: Layout) -> None:
-    """Raise :class:`UserError` unless every file of ``layout`` in ``folder`` is intact."""
+def verify_layout(
+    dataset: Dataset, folder: Path, layout: Layout, present_only: bool = False
+) -> None:
+    """Raise :class:`UserError` unless every file and image folder of ``layout`` in
+    ``folder`` is intact (with ``present_only``, those that are there)."""
     for f in layout.files:
         path = folder / f.path
+        if present_only and not path.exists():
+            continue
         if file_status(path, f) != "ok":
             algorithm, digest = f.checksum
             source = f" (or get it from {f.urls[0]})" if f.urls else ""
@@ -110,12 +125,34 @@ def verify_layout(dataset: Dataset, folder: Path, layout: Layout) -> None:
                 f"'dlnd data fetch {dataset.name}'{source}."
             )
     for sub, expected in layout.image_counts.items():
-        status, found = count_status(folder / sub, expected)
+        if present_only and not (folder / sub).exists():
+            continue
+        status, found = count_status(folder / sub, expected, layout.image_digests.get(sub))
         if status != "ok":
+            what = f"holds {found} files but" if found != expected else "differs from what"
             raise UserError(
-                f"{folder / sub} holds {found} files but {dataset.name} has {expected} there; "
-                f"replace the folder with a fresh copy (run 'dlnd data fetch {dataset.name}')."
+                f"{folder / sub} {what} {dataset.name} has there; replace the folder with a "
+                f"fresh copy (run 'dlnd data fetch {dataset.name}')."
             )
+
+
+def verify_unpacked(dataset: Dataset, staging: Path, layout: Layout) -> None:
+    """Check what an archive put in ``staging``: every file is one the catalogue checksums
+    (a file of ``layout`` or inside one of its image folders), and each is intact."""
+    covered_files = {f.path for f in layout.files}
+    covered_folders = tuple(f"{sub}/" for sub in layout.image_counts)
+    for path in staging.rglob("*"):
+        relative = path.relative_to(staging).as_posix()
+        if (
+            path.is_file()
+            and relative not in covered_files
+            and not relative.startswith(covered_folders)
+        ):
+            raise UserError(
+                f"the download of {dataset.name} holds {relative!r}, which the catalogue has no "
+                "checksum for; it was not used. Report this if it persists."
+            )
+    verify_layout(dataset, staging, layout, present_only=True)
 
 
 def resolve(name: str, data_dir: str | Path | None = None) -> Path:
@@ -182,7 +219,9 @@ def download(dataset: Dataset, data_dir: str | Path | None = None) -> Path:
             if file_status(folder / f.path, f) != "ok" and f.urls:
                 fetch_file(f.urls, folder / f.path, f)
         for archive in layout.archives:
-            fetch_archive(archive, folder)
+            fetch_archive(
+                archive, folder, lambda staging: verify_unpacked(dataset, staging, layout)
+            )
     except (urllib.error.URLError, OSError) as err:
         reason = f"the download failed ({getattr(err, 'reason', err)})"
         raise UserError(missing_message(dataset, data_dir, reason)) from None
@@ -253,17 +292,23 @@ def _stream(url: str, dest: Path) -> Path:
     return part
 
 
-def fetch_archive(archive: Archive, folder: Path) -> None:
+def fetch_archive(
+    archive: Archive, folder: Path, verify: Callable[[Path], None] = lambda staging: None
+) -> None:
     """Download ``archive`` and unpack it safely into ``folder``; the archive is then deleted.
 
-    The archive is unpacked into a staging folder next to ``folder`` and each top-level entry
-    is then moved into place, so a failed unpack leaves ``folder`` untouched.
+    The archive is checked against its own SHA-256 when the catalogue has one, unpacked into
+    a staging folder next to ``folder``, checked there with ``verify(staging)`` (the catalogue
+    checksums of what it holds), and only then moved into place, entry by entry: a failed
+    download, unpack or check leaves ``folder`` untouched.
     """
     archive_path = folder / archive.filename
-    fetch_file(archive.urls, archive_path)
+    expected = DataFile(archive.filename, sha256=archive.sha256) if archive.sha256 else None
+    fetch_file(archive.urls, archive_path, expected)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=folder))
     try:
         safe_extract(archive_path, staging, strip=archive.strip, keep=archive.keep)
+        verify(staging)
         for entry in staging.iterdir():
             target = folder / entry.name
             if target.is_dir():
@@ -271,4 +316,5 @@ def fetch_archive(archive: Archive, folder: Path) -> None:
             os.replace(entry, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        forget_under(staging)
         archive_path.unlink(missing_ok=True)
