@@ -162,3 +162,35 @@ def cifar_test_jpegs(data_root: Path, per_class: int) -> list[tuple[str, bytes]]
                 wanted[parts[2]] = wanted.get(parts[2], 0) + 1
                 found.append((parts[2], archive.extractfile(member).read()))
     return found
+
+
+def tabular_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Quick runs of the NumPy recipes on generated data: ``bike`` (bike-sharing, a
+    regression) and ``admissions`` (logistic regression); made once per test session."""
+    return _tabular_runs(tmp_path_factory.getbasetemp())
+
+
+def tabular_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The two tabular runs exported to ONNX (models ``bike-sharing`` and ``admissions``)."""
+    return _tabular_exports(tmp_path_factory.getbasetemp())
+
+
+@functools.cache
+def _tabular_runs(session_dir: Path) -> dict[str, Path]:
+    from dlnd import run_recipe
+
+    out = session_dir / "tabular-runs"
+    return {
+        key: Path(run_recipe(recipe, quick=True, embedded=True, out=str(out))["run_dir"])
+        for key, recipe in (("bike", "bike-sharing"), ("admissions", "admissions"))
+    }
+
+
+@functools.cache
+def _tabular_exports(session_dir: Path) -> dict[str, Path]:
+    from dlnd.serve.tabular_export import export_numpy_run
+
+    return {
+        key: export_numpy_run(run_dir, session_dir / "tabular-exports" / key)
+        for key, run_dir in _tabular_runs(session_dir).items()
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serve_fixtures import cifar_test_jpegs
+from serve_fixtures import cifar_test_jpegs, tabular_runs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -124,3 +124,119 @@ def test_drawing_a_one_and_dropping_an_image_show_predictions(server_url, shared
     assert errors == []
     assert best_digit == "1", status
     assert (OUTPUT / "serve-browser.png").stat().st_size > 10_000
+
+
+def start_serving(*args: str) -> tuple[subprocess.Popen, str]:
+    """``dlnd serve ARGS`` in a subprocess on a free local port, once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlnd", "serve", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("dlnd serve did not start")
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def tabular_url(tmp_path_factory) -> Iterator[str]:
+    """``dlnd serve`` on the NumPy runs of bike-sharing and admissions (served directly)."""
+    runs = tabular_runs(tmp_path_factory)
+    process, url = start_serving(str(runs["bike"]), str(runs["admissions"]))
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def open_page(playwright, url: str, errors: list[str]):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.goto(url)
+    return browser, page
+
+
+def fill_features(page, values: dict) -> None:
+    for name, value in values.items():
+        field = page.locator(f"#feature-{name}")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(str(value))
+        elif field.get_attribute("type") == "checkbox":
+            field.set_checked(bool(value))
+        else:
+            field.fill(str(value))
+
+
+def test_the_form_built_from_the_card_gives_the_apis_answer_and_a_day_chart(tabular_url):
+    sync_api = require_browser()
+    OUTPUT.mkdir(exist_ok=True)
+    hour = {"temp": 24.5, "hum": 55, "windspeed": 12, "season": "summer", "hr": 17}
+    applicant = {"gre": 700, "gpa": 3.8, "rank": 1}
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser, page = open_page(playwright, tabular_url, errors)
+        try:
+            page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+            page.locator("#tabular-model").select_option("bike-sharing")
+            fields = page.locator("#tabular-fields label").all_text_contents()
+            fill_features(page, hour)
+            page.locator("#tabular-submit").click()
+            page.wait_for_function(
+                "document.querySelector('#tabular-chart').dataset.points === '24'",
+                timeout=20_000,
+            )
+            bikes = float(page.locator("#tabular-answer").get_attribute("data-value"))
+            shown = page.locator("#tabular-answer").text_content()
+            caption = page.locator("#tabular-chart-caption").text_content()
+            chosen = page.locator("#tabular-chart circle.chosen").count()
+            page.screenshot(path=str(OUTPUT / "serve-tabular.png"), full_page=True)
+            page.locator("#tabular-model").select_option("admissions")
+            fill_features(page, applicant)
+            page.locator("#tabular-submit").click()
+            page.wait_for_function(
+                "document.querySelectorAll('#tabular-probabilities li').length === 2",
+                timeout=20_000,
+            )
+            admitted = page.locator("#tabular-answer").get_attribute("data-value")
+            chart_hidden = page.locator("#tabular-chart-figure").is_hidden()
+        finally:
+            browser.close()
+    assert errors == []
+    assert "temperature (°C)" in fields and "hour of day" in fields
+    defaults = httpx.get(f"{tabular_url}/v1/models/bike-sharing").json()["features"]
+    features = {f["name"]: f.get("default") for f in defaults} | hour
+    expected = httpx.post(
+        f"{tabular_url}/v1/models/bike-sharing/predict", json={"features": features}
+    ).json()["predictions"][0]["value"]
+    assert bikes == pytest.approx(expected, rel=1e-6)
+    assert shown.endswith("bikes per hour") and "the hour of day" in caption and chosen == 1
+    answer = httpx.post(
+        f"{tabular_url}/v1/models/admissions/predict", json={"features": applicant}
+    ).json()["predictions"][0]
+    assert admitted == answer["label"] and chart_hidden
+
+
+def test_the_api_description_renders_without_a_cdn(tabular_url):
+    """/docs runs Swagger UI from this server's own files, under its content policy."""
+    sync_api = require_browser()
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser, page = open_page(playwright, f"{tabular_url}/docs", errors)
+        try:
+            page.wait_for_selector(".opblock", timeout=30_000)
+            operations = page.locator(".opblock-summary-path").all_text_contents()
+        finally:
+            browser.close()
+    assert errors == []
+    assert "/v1/models/{name}/predict" in [o.replace("\u200b", "") for o in operations]

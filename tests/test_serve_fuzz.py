@@ -1,15 +1,16 @@
 """Fuzzing the API from its own OpenAPI description: whatever a client sends, no 5xx.
 
 Schemathesis generates requests (valid and invalid) for every operation in
-``/openapi.json``: JSON bodies, multipart uploads, odd model names. The run is bounded
-by a fixed number of examples per operation.
+``/openapi.json``: JSON bodies, multipart uploads, odd model names, feature rows for the
+tabular models (whose description lists every feature's type and range). The run is
+bounded by a fixed number of examples per operation.
 """
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from serve_fixtures import tiny_exports
+from serve_fixtures import tabular_exports, tiny_exports
 
 from dlnd.serve.app import create_app
 
@@ -19,8 +20,9 @@ POSITIVE = schemathesis.GenerationMode.POSITIVE
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory):
+    tabular = tabular_exports(tmp_path_factory)
     app = create_app(
-        [tiny_exports(tmp_path_factory)["digits"]],
+        [tiny_exports(tmp_path_factory)["digits"], tabular["bike"], tabular["admissions"]],
         max_batch=8,
         max_wait_ms=1,
         max_body_bytes=100_000,

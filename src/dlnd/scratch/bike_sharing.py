@@ -12,6 +12,9 @@ Feature pipeline (the classic one):
 
 The target is standardised ``cnt``; casual and registered are removed from the features
 (they add up to cnt, so using them would be cheating).
+
+:func:`bike_features` describes the ten features a person gives (hour, season, weather,
+temperature in °C, ...) and how each becomes the 56 columns, for the served model's form.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from dlnd.scratch.features import Feature, Target
 
 CATEGORIES = {
     "season": range(1, 5),
@@ -32,6 +37,15 @@ STANDARDISED = ("cnt", "casual", "registered", "temp", "hum", "windspeed")
 TARGETS = ("cnt", "casual", "registered")
 NUMERIC_FEATURES = ("yr", "holiday", "temp", "hum", "windspeed")
 TEST_DAYS, VAL_DAYS = 21, 60
+# hour.csv stores temp / 41 (degrees Celsius), hum / 100 (percent), windspeed / 67 (Readme.txt).
+PUBLISHED_DIVISORS = {"temp": 41.0, "hum": 100.0, "windspeed": 67.0}
+SEASONS = ("spring", "summer", "fall", "winter")
+WEATHER = ("clear", "mist", "light rain or snow", "heavy rain or snow")
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
 @dataclass
@@ -52,10 +66,69 @@ class BikeData:
     feature_names: list[str]
     cnt_mean: float
     cnt_std: float
+    stats: dict[str, tuple[float, float]]  # (mean, std) of each standardised column
 
     def to_rentals(self, standardised: np.ndarray) -> np.ndarray:
         """Undo the standardisation of cnt: bikes per hour."""
         return standardised * self.cnt_std + self.cnt_mean
+
+    @property
+    def features(self) -> list[Feature]:
+        return bike_features(self.stats)
+
+    @property
+    def target(self) -> Target:
+        """The network's output: standardised cnt, turned back into bikes per hour."""
+        return Target(
+            "regression", "cnt", "bike rentals", "bikes per hour", self.cnt_std, self.cnt_mean
+        )
+
+
+def bike_features(stats: dict[str, tuple[float, float]]) -> list[Feature]:
+    """The features of one hour as a person gives them, in the order of the 56 columns,
+    with the training days' ``(mean, std)`` of temp, hum and windspeed."""
+
+    def measured(name: str, label: str, unit: str, default: float) -> Feature:
+        # column = (value / divisor - mean) / std = value * scale + shift
+        mean, std = stats[name]
+        divisor = PUBLISHED_DIVISORS[name]
+        return Feature(
+            name,
+            "number",
+            label,
+            unit,
+            minimum=0.0,
+            maximum=divisor,
+            scale=1 / (divisor * std),
+            shift=-mean / std,
+            default=default,
+        )
+
+    def named(name: str, label: str, names, codes, default: str) -> Feature:
+        return Feature(
+            name,
+            "category",
+            label,
+            categories=tuple(names),
+            codes=tuple(codes),
+            encoding="one-hot",
+            default=default,
+        )
+
+    return [
+        Feature(
+            "yr", "category", "year", categories=("2011", "2012"), codes=(0, 1), default="2012"
+        ),
+        Feature("holiday", "boolean", "public holiday", default=False),
+        measured("temp", "temperature", "°C", 20.0),
+        measured("hum", "humidity", "%", 60.0),
+        measured("windspeed", "wind speed", "km/h", 13.0),
+        named("season", "season", SEASONS, CATEGORIES["season"], "summer"),
+        named("weathersit", "weather", WEATHER, CATEGORIES["weathersit"], "clear"),
+        named("mnth", "month", MONTHS, CATEGORIES["mnth"], "June"),
+        Feature("hr", "integer", "hour of day", "", 0, 23, encoding="one-hot", default=8),
+        named("weekday", "day of the week", WEEKDAYS, CATEGORIES["weekday"], "Wednesday"),
+    ]
 
 
 def feature_names() -> list[str]:
@@ -106,4 +179,5 @@ def prepare(table: dict[str, np.ndarray]) -> BikeData:
     def part(mask: np.ndarray) -> BikeSplit:
         return BikeSplit(X[mask], y[mask], dates[mask], hours[mask])
 
-    return BikeData(part(train), part(val), part(test), feature_names(), *map(float, stats["cnt"]))
+    stats = {name: (float(mean), float(std)) for name, (mean, std) in stats.items()}
+    return BikeData(part(train), part(val), part(test), feature_names(), *stats["cnt"], stats)

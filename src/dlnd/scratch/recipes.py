@@ -17,8 +17,9 @@ from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
 from dlnd.scratch import plots, synthetic
-from dlnd.scratch.admissions import admissions_split
+from dlnd.scratch.admissions import ADMISSION_TARGET, admissions_data
 from dlnd.scratch.bike_sharing import prepare
+from dlnd.scratch.features import Feature, Target, column_names
 from dlnd.scratch.logistic import LogisticRegression
 from dlnd.scratch.mlp import MLP, History
 from dlnd.scratch.perceptron import Perceptron
@@ -31,16 +32,39 @@ def save_params(ctx: RunContext, params: dict[str, np.ndarray], info: dict) -> N
     from safetensors.numpy import save_file
 
     arrays = {name: np.ascontiguousarray(value) for name, value in params.items()}
-    header = {
-        "dlnd": json.dumps(
-            {"recipe": ctx.recipe.name, "config": ctx.cfg, "info": info}, default=str
-        )
+    meta = {
+        "recipe": ctx.recipe.name,
+        "framework": "numpy",
+        "dataset": ctx.recipe.dataset,
+        "config": ctx.cfg,
     }
+    header = {"dlnd": json.dumps({**meta, "info": info}, default=str)}
     if ctx.is_main:
         atomic_write(
             ctx.run_dir / "model.safetensors",
             lambda tmp: save_file(arrays, str(tmp), metadata=header),
         )
+
+
+def save_network(
+    ctx: RunContext,
+    net: MLP,
+    features: list[Feature],
+    target: Target,
+    chart_over: str | None = None,
+) -> None:
+    """Save ``net`` with the description of what it takes and gives, so that ``dlnd export``
+    and ``dlnd serve`` can turn it into a model behind a form. ``chart_over`` names a
+    feature the page charts the prediction across (bike rentals over the hours of a day)."""
+    info = {
+        "sizes": net.sizes,
+        "activation": net.activation,
+        "output": net.output,
+        "features": [feature.to_json() for feature in features],
+        "columns": column_names(features),
+        "target": target.to_json(),
+    }
+    save_params(ctx, net.params, info | ({"chart_over": chart_over} if chart_over else {}))
 
 
 def log_history(ctx: RunContext, history: History | list[dict]) -> None:
@@ -182,7 +206,8 @@ def run_admissions(ctx: RunContext) -> dict[str, float]:
         table = synthetic.admissions_table(seed=cfg["seed"])
     else:
         table = read_table(data_file(ctx, "intro", "student_data.csv"))
-    X_train, y_train, X_test, y_test = admissions_split(table, seed=cfg["seed"])
+    data = admissions_data(table, seed=cfg["seed"])
+    X_train, y_train, X_test, y_test = data.X_train, data.y_train, data.X_test, data.y_test
     hidden = cfg["hidden_size"]
     if hidden:
         model = MLP(
@@ -207,11 +232,7 @@ def run_admissions(ctx: RunContext) -> dict[str, float]:
     from dlnd.plots import learning_curves
 
     ctx.save_figure(learning_curves(history.rows, "Student admissions"), "learning_curves")
-    save_params(
-        ctx,
-        model.params,
-        {"sizes": model.sizes, "features": ["gre", "gpa", "rank_1", "rank_2", "rank_3", "rank_4"]},
-    )
+    save_network(ctx, model, data.features, ADMISSION_TARGET)
     train = model.evaluate(X_train, y_train)
     test = model.evaluate(X_test, y_test)
     return {
@@ -258,18 +279,7 @@ def run_bike_sharing(ctx: RunContext) -> dict[str, float]:
         plots.predictions_vs_actual(data.test.dates, data.test.hours, predicted, actual),
         "predictions",
     )
-    save_params(
-        ctx,
-        net.params,
-        {
-            "sizes": net.sizes,
-            "activation": "sigmoid",
-            "output": "linear",
-            "features": data.feature_names,
-            "cnt_mean": data.cnt_mean,
-            "cnt_std": data.cnt_std,
-        },
-    )
+    save_network(ctx, net, data.features, data.target, chart_over="hr")
     mse = {
         f"{name}_mse": net.evaluate(part.X, part.y)["loss"]
         for name, part in (("train", data.train), ("val", data.val), ("test", data.test))

@@ -5,7 +5,9 @@
 - :mod:`dlnd.serve.preprocess` an upload, a base64 image or a pixel array -> model input
 - :mod:`dlnd.serve.batching`   many single requests -> one forward pass (micro-batching)
 - :mod:`dlnd.serve.task`       what every served task has: endpoints, page tab, parse pool
+- :mod:`dlnd.serve.tabular_export` a NumPy network -> ONNX graph + a card describing its features
 - :mod:`dlnd.serve.classifier` the image-classification task
+- :mod:`dlnd.serve.tabular`    the tabular-regression and tabular-classification tasks
 - :mod:`dlnd.serve.registry`   the table of tasks and the served models by name
 - :mod:`dlnd.serve.app`        the FastAPI application (REST API + the web page)
 

@@ -29,12 +29,14 @@ from dlnd.recipes import get_recipe
 from dlnd.serve.card import (
     CARD_FILE,
     CARD_VERSION,
+    RUN_WEIGHTS_FILE,
     file_facts,
     portable_config,
     read_final_metrics,
     utc_stamp,
 )
 from dlnd.serve.extras import import_extra
+from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 
 __all__ = ["CARD_FILE", "CARD_VERSION", "TOLERANCE", "export_model", "export_run"]
 
@@ -156,8 +158,13 @@ def export_run(
     run_dir: Path, fmt: str = "onnx", out: Path | None = None, name: str | None = None
 ) -> Path:
     """Export the model of a training run; returns the folder written (default
-    ``RUN_DIR/export-FORMAT``)."""
+    ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
+    :func:`dlnd.serve.tabular_export.export_numpy_run`."""
     run_dir = Path(run_dir)
+    if (run_dir / RUN_WEIGHTS_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
+        if fmt != "onnx":
+            raise UserError("A NumPy network exports to ONNX only; use --format onnx.")
+        return export_numpy_run(run_dir, out, name)
     model, meta = load_model(run_dir)
     out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
     export_model(

@@ -20,6 +20,8 @@ from dlnd.errors import UserError
 from dlnd.serve.card import CARD_FILE, CARD_VERSION, RUN_WEIGHTS_FILE
 from dlnd.serve.classifier import ImageClassifier
 from dlnd.serve.errors import UnknownModel, UnsupportedInput
+from dlnd.serve.tabular import TabularClassifier, TabularRegressor
+from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 from dlnd.serve.task import ParsePool, ServedModel, ServeSettings
 
 __all__ = [
@@ -36,7 +38,8 @@ DEMO_MODELS = Path(__file__).parent / "demo_models"
 
 # Every task this server can serve: the card's ``task`` -> the class that serves it.
 TASKS: dict[str, type[ServedModel]] = {
-    task_class.task: task_class for task_class in (ImageClassifier,)
+    task_class.task: task_class
+    for task_class in (ImageClassifier, TabularRegressor, TabularClassifier)
 }
 
 
@@ -145,7 +148,9 @@ def servable_folder(path: Path, registry: ModelRegistry) -> Path:
     if (path / CARD_FILE).is_file():
         return path
     if (path / RUN_WEIGHTS_FILE).is_file():
-        # Only a training run needs the exporter (and, for a PyTorch run, PyTorch itself).
+        # A NumPy network is exported without PyTorch; only a PyTorch run imports it.
+        if is_numpy_run(read_run_meta(path)):
+            return export_numpy_run(path, registry.scratch_dir())
         from dlnd.serve.export import export_run
 
         return export_run(path, "onnx", registry.scratch_dir())

@@ -10,20 +10,23 @@ from dlnd.serve.extras import import_extra
 
 
 class OnnxModel:
-    """``model(x)`` runs the ONNX graph at ``path`` on its single input.
+    """``model(x)`` runs the ONNX graph at ``path`` (or given as serialised bytes) on its
+    single input.
 
     ``threads`` is the number of threads one forward pass may use; a server that batches
     requests usually wants 1 (the batch already keeps the core busy).
     """
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path | bytes, threads: int = 1) -> None:
         ort = import_extra("onnxruntime")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            path if isinstance(path, bytes) else str(path),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
         self.input_name = self.session.get_inputs()[0].name
 

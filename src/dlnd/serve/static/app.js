@@ -94,6 +94,7 @@ const dlnd = (() => {
 
   function describeOutputs(m) {
     if (m.classes) return m.classes.join(", ");
+    if (m.target && m.target.classes) return m.target.classes.join(", ");
     if (m.target) return [m.target.label || m.target.name, m.target.unit].filter(Boolean).join(", ");
     return "";
   }
