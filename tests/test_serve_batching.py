@@ -175,3 +175,37 @@ def test_the_server_keeps_the_garbage_collector_out_of_the_request_path():
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 20), min_size=1, max_size=8),
+    max_batch=st.integers(1, 9),
+)
+def test_requests_of_several_examples_are_split_and_answered_in_order(sizes, max_batch):
+    """Blocks of rows (tabular requests) of any size: each caller gets 2x its own rows in
+    order, no batch is over ``max_batch``, every row is run exactly once."""
+    model = RecordingModel()
+    batcher = MicroBatcher(model, max_batch=max_batch, max_wait_ms=1.0)
+    blocks, start = [], 0
+    for size in sizes:
+        blocks.append(np.arange(start, start + size, dtype=np.float32)[:, None])
+        start += size
+
+    async def traffic() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.run_many(block) for block in blocks))
+
+    answers = asyncio.run(traffic())
+    batcher.close()
+    for block, answer in zip(blocks, answers, strict=True):
+        np.testing.assert_array_equal(answer, 2 * block)
+    assert sum(model.batch_sizes) == sum(sizes)
+    assert max(model.batch_sizes) <= max_batch
+
+
+def test_every_batch_size_is_reported():
+    sizes = []
+    batcher = MicroBatcher(RecordingModel(), max_batch=4, max_wait_ms=20, on_batch=sizes.append)
+    asyncio.run(ask(batcher, range(6)))
+    batcher.close()
+    assert sizes == [4, 2]
