@@ -6,6 +6,8 @@ a port already in use. Short timeouts (1 s) keep the tests quick.
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import subprocess
 import sys
@@ -182,3 +184,45 @@ def test_a_port_in_use_is_one_sentence(server):
     assert result.returncode == 2
     assert f"Port {server.port} on 127.0.0.1 is already in use" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_each_request_writes_one_json_access_line(server):
+    marker = f"/healthz?{time.monotonic_ns()}"
+    httpx.get(f"{server.url}{marker}")
+    time.sleep(0.3)  # the log is written by a thread of its own
+    lines = [
+        json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+    ]
+    healthz = [line for line in lines if line["route"] == "/healthz"]
+    assert healthz and healthz[-1]["status"] == 200 and healthz[-1]["method"] == "GET"
+
+
+def test_sigterm_answers_requests_in_flight_refuses_new_ones_and_exits_0(tmp_path_factory):
+    folder = tiny_exports(tmp_path_factory)["digits"]
+    log = tmp_path_factory.mktemp("drain") / "serve.log"
+    served = start_server(folder, log)
+    body = json.dumps({"pixels": [[0.0] * 28] * 28}).encode()
+    half = len(body) // 2
+    with served.connect() as in_flight:
+        in_flight.sendall(
+            f"POST {PREDICT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:half]
+        )
+        time.sleep(0.3)  # the request is in flight: its body is half sent
+        served.process.send_signal(signal.SIGTERM)
+        refused_after = time.monotonic() + 10
+        while time.monotonic() < refused_after:
+            try:
+                socket.create_connection(("127.0.0.1", served.port), timeout=1).close()
+                time.sleep(0.1)
+            except ConnectionRefusedError:
+                break
+        else:
+            raise AssertionError("new connections were still accepted 10 s after SIGTERM")
+        in_flight.sendall(body[half:])
+        answer = read_all(in_flight)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert b'"predictions"' in answer
+    assert served.process.wait(timeout=60) == 0
+    assert "Stopped by SIGTERM; every request in flight was answered." in log.read_text()

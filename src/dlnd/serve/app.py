@@ -8,6 +8,7 @@ Endpoints::
     POST /v1/models/{name}/predict     JSON, or a multipart upload for image models
     POST /v1/models/{name}/{endpoint}  a task's other endpoints (e.g. ``generate``)
     GET  /docs, /openapi.json          the API description
+    GET  /metrics                      Prometheus metrics (see dlnd.serve.observe)
 
 Client mistakes get a 4xx with ``{"detail": "..."}`` (see :mod:`dlnd.serve.errors`). A
 server error is a 500 and affects only its own request.
@@ -35,6 +36,7 @@ from dlnd.serve import defaults
 from dlnd.serve.errors import CLIENT_ERRORS, InputError, UnknownModel, UnsupportedInput
 from dlnd.serve.extras import import_extra
 from dlnd.serve.limits import BodyLimit
+from dlnd.serve.observe import Observer, ServerMetrics
 from dlnd.serve.registry import TASKS, ModelRegistry, load_models
 from dlnd.serve.security import Guard
 from dlnd.serve.task import Endpoint, ServedModel, ServeSettings, TaskPage
@@ -254,6 +256,7 @@ def create_app(
     body_timeout_s: float = defaults.BODY_TIMEOUT_S,
     allowed_hosts: Sequence[str] | None = None,
     api_key: str | None = None,
+    access_log: bool = True,
     tasks: Mapping[str, type[ServedModel]] = TASKS,
 ) -> FastAPI:
     """The server application for ``model_dirs`` (run folders or exported folders; the
@@ -262,8 +265,9 @@ def create_app(
     ``parse_threads`` bound how many requests are parsed or decoded at once; a body must
     arrive within ``body_timeout_s``. ``allowed_hosts`` (``None``: any) are the names the
     server answers to, ``api_key`` the key the API requires (``None``: none; see
-    :mod:`dlnd.serve.security`); ``tasks`` the table of servable tasks
-    (:data:`dlnd.serve.registry.TASKS`)."""
+    :mod:`dlnd.serve.security`). Every request is counted in ``GET /metrics`` and, with
+    ``access_log``, logged as one JSON line (see :mod:`dlnd.serve.observe`). ``tasks`` is
+    the table of servable tasks (:data:`dlnd.serve.registry.TASKS`)."""
     settings = ServeSettings(max_batch, max_wait_ms, threads, parse_threads)
     registry = load_models(model_dirs, settings, tasks)
 
@@ -285,6 +289,10 @@ def create_app(
     app.state.registry = registry
     app.include_router(router)
     models = list(registry)
+    metrics = ServerMetrics(max_batch)
+    for model in models:
+        model.observe_batches(metrics.batch_observer(model.name))
+    app.add_api_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.add_api_route(
         "/v1/models/{name}",
         get_model,
@@ -302,4 +310,5 @@ def create_app(
     add_docs(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
     app.add_middleware(Guard, allowed_hosts=allowed_hosts, api_key=api_key)
+    app.add_middleware(Observer, metrics=metrics, log=access_log)
     return app

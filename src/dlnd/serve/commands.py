@@ -138,6 +138,12 @@ def register(subparsers) -> None:
         metavar="SECONDS",
         help=f"time a client has to send a request's body (default {defaults.BODY_TIMEOUT_S:g})",
     )
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not write one JSON line per request to stderr",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -189,6 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for module in ("fastapi", "uvicorn", "onnxruntime", "python_multipart", "fastapi_offline"):
         import_extra(module)
     from dlnd.serve.app import create_app
+    from dlnd.serve.observe import start_access_log
     from dlnd.serve.server import bind, serve
 
     for path in args.model_dirs:
@@ -207,6 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             body_timeout_s=args.body_timeout,
             allowed_hosts=allowed_hosts,
             api_key=api_key,
+            access_log=args.access_log,
         )
     except BaseException:
         sock.close()
@@ -218,7 +226,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.no_auth:
         print(f"No API key: anyone who can reach port {args.port} can use these models.")
     quiet_garbage_collector()
-    stopped_by = serve(app, sock, header_timeout_s=args.header_timeout)
+    access_log = start_access_log() if args.access_log else None
+    try:
+        stopped_by = serve(app, sock, header_timeout_s=args.header_timeout)
+    finally:
+        if access_log is not None:
+            access_log.stop()
     if stopped_by:
         print(f"Stopped by {stopped_by}; every request in flight was answered.", flush=True)
     return 0

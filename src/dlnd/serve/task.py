@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from dlnd.serve import defaults
+from dlnd.serve.batching import MicroBatcher
 from dlnd.serve.errors import InputError, UnsupportedInput
 
 T = TypeVar("T")
@@ -128,6 +129,7 @@ class ServedModel(ABC):
     task: ClassVar[str]
     endpoints: ClassVar[tuple[Endpoint, ...]]
     page: ClassVar[TaskPage | None] = None
+    batcher: MicroBatcher | None = None  # set by tasks that batch their forward passes
 
     def __init__(
         self,
@@ -156,6 +158,11 @@ class ServedModel(ABC):
     def endpoint(self, path: str) -> Endpoint | None:
         """The endpoint of this task called ``path``, if it has one."""
         return next((e for e in self.endpoints if e.path == path), None)
+
+    def observe_batches(self, observer: Callable[[int], None]) -> None:
+        """Report the size of every forward pass to ``observer`` (for the metrics)."""
+        if self.batcher is not None:
+            self.batcher.on_batch = observer
 
     @abstractmethod
     def request_schema(self, endpoint: str) -> dict[str, Any]:
