@@ -95,6 +95,7 @@ def draw_a_one(page, canvas) -> None:
 
 def test_drawing_a_one_and_dropping_an_image_show_predictions(server_url, shared_data, tmp_path):
     sync_api = require_browser()
+    expect = sync_api.expect
     OUTPUT.mkdir(exist_ok=True)
     photo = tmp_path / "ship.jpg"  # a real CIFAR-10 test photo
     photo.write_bytes(dict(cifar_test_jpegs(shared_data, per_class=1))["ship"])
@@ -108,13 +109,11 @@ def test_drawing_a_one_and_dropping_an_image_show_predictions(server_url, shared
             page.goto(server_url)
             page.wait_for_selector("body[data-ready=true]", timeout=20_000)
             draw_a_one(page, page.locator("#draw-canvas"))
-            page.wait_for_function(
-                "document.querySelectorAll('#draw-predictions li').length === 10", timeout=20_000
-            )
+            # Waiting through locators: the page's content policy forbids the eval that
+            # wait_for_function would need.
+            expect(page.locator("#draw-predictions li")).to_have_count(10, timeout=20_000)
             page.locator("#file-input").set_input_files(str(photo))
-            page.wait_for_function(
-                "document.querySelectorAll('#upload-predictions li').length === 5", timeout=20_000
-            )
+            expect(page.locator("#upload-predictions li")).to_have_count(5, timeout=20_000)
             page.wait_for_timeout(300)  # let the last live prediction settle
             best_digit = page.locator("#draw-predictions li .label").first.text_content()
             status = page.locator("#draw-status").text_content()
@@ -180,6 +179,7 @@ def fill_features(page, values: dict) -> None:
 
 def test_the_form_built_from_the_card_gives_the_apis_answer_and_a_day_chart(tabular_url):
     sync_api = require_browser()
+    expect = sync_api.expect
     OUTPUT.mkdir(exist_ok=True)
     hour = {"temp": 24.5, "hum": 55, "windspeed": 12, "season": "summer", "hr": 17}
     applicant = {"gre": 700, "gpa": 3.8, "rank": 1}
@@ -192,9 +192,8 @@ def test_the_form_built_from_the_card_gives_the_apis_answer_and_a_day_chart(tabu
             fields = page.locator("#tabular-fields label").all_text_contents()
             fill_features(page, hour)
             page.locator("#tabular-submit").click()
-            page.wait_for_function(
-                "document.querySelector('#tabular-chart').dataset.points === '24'",
-                timeout=20_000,
+            expect(page.locator("#tabular-chart")).to_have_attribute(
+                "data-points", "24", timeout=20_000
             )
             bikes = float(page.locator("#tabular-answer").get_attribute("data-value"))
             shown = page.locator("#tabular-answer").text_content()
@@ -204,10 +203,7 @@ def test_the_form_built_from_the_card_gives_the_apis_answer_and_a_day_chart(tabu
             page.locator("#tabular-model").select_option("admissions")
             fill_features(page, applicant)
             page.locator("#tabular-submit").click()
-            page.wait_for_function(
-                "document.querySelectorAll('#tabular-probabilities li').length === 2",
-                timeout=20_000,
-            )
+            expect(page.locator("#tabular-probabilities li")).to_have_count(2, timeout=20_000)
             admitted = page.locator("#tabular-answer").get_attribute("data-value")
             chart_hidden = page.locator("#tabular-chart-figure").is_hidden()
         finally:
@@ -240,3 +236,29 @@ def test_the_api_description_renders_without_a_cdn(tabular_url):
             browser.close()
     assert errors == []
     assert "/v1/models/{name}/predict" in [o.replace("\u200b", "") for o in operations]
+
+
+def test_a_photo_over_the_body_limit_is_resized_in_the_browser(server_url, tmp_path):
+    """A 12-megapixel photo of more than 8 MB (the server's body limit) still gets an
+    answer: the page resizes it to at most 2048 pixels a side and sends a JPEG."""
+    sync_api = require_browser()
+    expect = sync_api.expect
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "phone.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(photo, "JPEG", quality=98)
+    assert photo.stat().st_size > 8 * 1024 * 1024
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser, page = open_page(playwright, server_url, errors)
+        try:
+            page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+            page.locator("#file-input").set_input_files(str(photo))
+            expect(page.locator("#upload-predictions li")).to_have_count(5, timeout=60_000)
+            status = page.locator("#upload-status").text_content()
+        finally:
+            browser.close()
+    assert errors == []
+    assert "resized in the browser from 4000x3000" in status and "to 2048x1536" in status

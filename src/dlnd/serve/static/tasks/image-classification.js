@@ -156,6 +156,40 @@
 
   // ---- Upload panel ------------------------------------------------------------------
 
+  // A photo bigger than this (bytes or pixels), or in a format the server does not take,
+  // is resized in the browser and sent as a JPEG: a phone photo of 10 MB still works, and
+  // the server never decodes more than it needs.
+  const UPLOAD_MAX_BYTES = 2 * 1024 * 1024;
+  const UPLOAD_MAX_SIDE = 2048;
+  const SERVER_TYPES = ["image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"];
+
+  async function uploadable(file) {
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file); // upright: EXIF orientation applied
+    } catch {
+      return { blob: file, note: "" }; // the browser cannot read it; the server will say why
+    }
+    const { width, height } = bitmap;
+    const side = Math.max(width, height);
+    if (file.size <= UPLOAD_MAX_BYTES && side <= UPLOAD_MAX_SIDE && SERVER_TYPES.includes(file.type)) {
+      bitmap.close();
+      return { blob: file, note: "" };
+    }
+    const scale = Math.min(1, UPLOAD_MAX_SIDE / side);
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(width * scale);
+    canvas.height = Math.round(height * scale);
+    const context = canvas.getContext("2d");
+    context.imageSmoothingQuality = "high";
+    context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+    const note = ` (resized in the browser from ${width}x${height}, ` +
+      `${(file.size / 1048576).toFixed(1)} MB, to ${canvas.width}x${canvas.height})`;
+    return { blob, note };
+  }
+
   const dropZone = document.getElementById("drop-zone");
   const fileInput = document.getElementById("file-input");
   const preview = document.getElementById("preview");
@@ -171,13 +205,14 @@
     document.getElementById("drop-hint").hidden = true;
     dlnd.showStatus(uploadStatus, "Classifying...");
     try {
+      const { blob, note } = await uploadable(file);
       const form = new FormData();
-      form.append("file", file);
+      form.append("file", blob, note ? "photo.jpg" : file.name);
       form.append("top_k", "5");
       const answer = await dlnd.api(dlnd.predictUrl(modelNamed(uploadSelect.value)),
         { method: "POST", body: form });
       dlnd.showPredictions(uploadList, answer.predictions);
-      dlnd.showStatus(uploadStatus, `${answer.model}: ${answer.predictions[0].label}`);
+      dlnd.showStatus(uploadStatus, `${answer.model}: ${answer.predictions[0].label}${note}`);
     } catch (error) {
       uploadList.replaceChildren();
       dlnd.showStatus(uploadStatus, error.message, true);
