@@ -27,7 +27,12 @@ if TYPE_CHECKING:
 
 # Modules whose import registers recipes, in the order `dlnd list` shows them. Users add
 # their own with DLND_RECIPE_MODULES=package.module[,other.module].
-RECIPE_MODULES = ("dlnd.scratch.recipes", "dlnd.basics", "dlnd.vision.recipes")
+RECIPE_MODULES = (
+    "dlnd.scratch.recipes",
+    "dlnd.scratch.recurrent_recipes",
+    "dlnd.basics",
+    "dlnd.vision.recipes",
+)
 
 
 @dataclass(frozen=True)

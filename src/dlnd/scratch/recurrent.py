@@ -35,6 +35,12 @@ Params = dict[str, np.ndarray]
 State = np.ndarray | tuple[np.ndarray, np.ndarray]  # h for the RNN, (h, c) for the LSTM
 
 
+def gate_blocks(z: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The four (N, H) column blocks of an LSTM's (N, 4H) gate array, as views: i, f, g, o."""
+    H = z.shape[1] // 4
+    return z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+
+
 class RecurrentLayer:
     """What the RNN and the LSTM share: parameters, input checks and the state of one forward.
 
@@ -239,7 +245,7 @@ class LSTM(RecurrentLayer):
         for t in range(T):
             z = gates[t]
             z += h[t] @ W_hh.T  # z_t = (x_t W_ih^T + b_ih + b_hh) + h_{t-1} W_hh^T
-            i, f, g, o = np.split(z, 4, axis=1)  # views into z, in torch's gate order
+            i, f, g, o = gate_blocks(z)  # views into z, in torch's gate order
             sigmoid(i, out=i)
             sigmoid(f, out=f)
             tanh(g, out=g)
@@ -266,8 +272,8 @@ class LSTM(RecurrentLayer):
         # dh, dc = dL/dh_T, dL/dc_T on entry; in the loop each gathers every path into step t
         dh, dc = (d.copy() for d in self._check_pair(d_state, ("dL/dh_T", "dL/dc_T"), (N, H)))
         for t in reversed(range(T)):
-            i, f, g, o = np.split(gates[t], 4, axis=1)
-            di, df, dg, do = np.split(dz[t], 4, axis=1)  # views: filling them fills dz_t
+            i, f, g, o = gate_blocks(gates[t])
+            di, df, dg, do = gate_blocks(dz[t])  # views: filling them fills dz_t
             dh += d_outputs[t]  # h_t is an output and the input of step t + 1
             # use gate, h_t = o_t * tanh(c_t):
             np.multiply(dh, tanh_c[t], out=do)  # dL/do_t = dL/dh_t * tanh(c_t)
