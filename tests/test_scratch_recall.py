@@ -121,7 +121,7 @@ def test_delay_list():
             delay_list(bad)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_vanishing_gradients_recipe_shows_the_rnn_forgetting(tmp_path, monkeypatch, seed):
     monkeypatch.setenv("DLND_DATA", str(tmp_path / "no-data-here"))  # generated data only
     out = tmp_path / "runs"
@@ -141,3 +141,10 @@ def test_vanishing_gradients_recipe_shows_the_rnn_forgetting(tmp_path, monkeypat
     assert metrics["rnn_accuracy_k5"] > 0.9 and metrics["lstm_accuracy_k5"] > 0.9
     assert metrics["lstm_accuracy_k40"] > 0.9
     assert metrics["rnn_accuracy_k40"] < 0.5
+
+
+def test_vanishing_gradients_refuses_bad_settings(tmp_path, capsys):
+    args = ["run", "vanishing-gradients", "--out", str(tmp_path), "--sequence-length", "0"]
+    assert main(args) == 2
+    assert "--sequence-length must be a positive whole number, got 0." in capsys.readouterr().err
+    assert not list(tmp_path.glob("vanishing-gradients/*"))  # no run folder left behind

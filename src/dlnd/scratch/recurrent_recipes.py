@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlnd.errors import UserError
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
 from dlnd.scratch import plots
@@ -158,6 +159,10 @@ def recall_study(ctx: RunContext) -> dict[str, float]:
 
 
 def run_vanishing_gradients(ctx: RunContext) -> dict[str, float]:
+    for name in ("hidden_size", "sequence_length", "steps_per_epoch"):
+        if ctx.cfg[name] < 1:
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} must be a positive whole number, got {ctx.cfg[name]}.")
     return gradient_study(ctx) | recall_study(ctx)
 
 
