@@ -141,7 +141,7 @@ def hidden_state_gradient_norms(
     initial state, dL/d(h_{t-1}, c_{t-1}) ("h0", "c0"). x: (T, N, I); y: (N,).
     """
     cell, T = model.cell, len(x)
-    states: list[State | None] = [None]  # the state before each step (None = zeros)
+    states: list[State | None] = [None]  # states[t] = h_t (and c_t); h_0 = zeros
     for t in range(T):
         _, state = cell.forward(x[t : t + 1], states[-1])
         states.append(state)
@@ -152,8 +152,9 @@ def hidden_state_gradient_norms(
     norms = [np.linalg.norm(d_hidden)]
     no_output_gradient = np.zeros((1, *d_hidden.shape), dtype=cell.dtype)
     for t in reversed(range(T)):
-        cell.forward(x[t : t + 1], states[t])  # backward needs this step's forward
+        # the step from h_t to h_{t+1} (input x[t]); backward needs its forward first
+        cell.forward(x[t : t + 1], states[t])
         grads = cell.backward(no_output_gradient, d_state)
         d_state = (grads["h0"], grads["c0"]) if isinstance(cell, LSTM) else grads["h0"]
-        norms.append(np.linalg.norm(grads["h0"]))
+        norms.append(np.linalg.norm(grads["h0"]))  # ||dL/dh_t||
     return np.array(norms[::-1])
