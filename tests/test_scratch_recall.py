@@ -3,6 +3,7 @@ per-step gradient norms against torch autograd, and the recipe through the comma
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -117,7 +118,7 @@ def test_open_forget_gates_moves_only_the_forget_rows():
 def test_delay_list():
     assert delay_list("20,5, 10,5") == (5, 10, 20)
     for bad in ("", "0,5", "five"):
-        with pytest.raises(ValueError, match="expected"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
             delay_list(bad)
 
 
@@ -145,6 +146,9 @@ def test_vanishing_gradients_recipe_shows_the_rnn_forgetting(tmp_path, monkeypat
 
 def test_vanishing_gradients_refuses_bad_settings(tmp_path, capsys):
     args = ["run", "vanishing-gradients", "--out", str(tmp_path), "--sequence-length", "0"]
-    assert main(args) == 2
-    assert "--sequence-length must be a positive whole number, got 0." in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    expected = "argument --sequence-length: expected a positive whole number, got '0'"
+    assert expected in capsys.readouterr().err
     assert not list(tmp_path.glob("vanishing-gradients/*"))  # no run folder left behind

@@ -39,6 +39,8 @@ class Parser(argparse.ArgumentParser):
 
 def _add_option(group: Any, option: Any, default: Any) -> None:
     """One recipe or common option as an argparse flag whose help shows its default."""
+    if isinstance(default, tuple | list):
+        default = ",".join(map(str, default))
     help_text = option.help if default is None else f"{option.help} (default {default})"
     if option.type is bool:
         group.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=help_text)

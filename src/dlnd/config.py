@@ -55,6 +55,11 @@ def any_int(value: Any) -> int:
     return _number(int, value, lambda n: True, "a whole number")
 
 
+def finite_float(value: Any) -> float:
+    """Any finite number."""
+    return _number(float, value, lambda x: True, "a finite number")
+
+
 def positive_float(value: Any) -> float:
     """A finite number > 0."""
     return _number(float, value, lambda x: x > 0, "a positive number")

@@ -13,7 +13,7 @@ from typing import Any
 from dlnd.config import resume_refusal
 from dlnd.errors import Interrupted, UserError
 from dlnd.recipes import Recipe, get_recipe, resolve_config
-from dlnd.runs import latest_run_dir, new_run_dir, read_config
+from dlnd.runs import RunContext, latest_run_dir, new_run_dir, read_config
 from dlnd.store import MODEL_FILE, STATE_FILE
 
 # Flags that say where things are rather than what the run is: never reported as changes.
@@ -60,20 +60,52 @@ def resumed_config(
     return run_dir, {**saved, "resume": str(run_dir)}, changes
 
 
-def device_label(recipe: Recipe, device: Any) -> str:
-    return "cpu (NumPy)" if recipe.framework == "numpy" else str(device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's generators (models are built after this)."""
+def seed_everything(seed: int, framework: str) -> None:
+    """Seed Python's and NumPy's generators, and PyTorch's for PyTorch recipes (models are
+    built after this)."""
     import random
 
     import numpy as np
-    import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    if framework == "pytorch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+class Placement:
+    """Where a run computes: its device label, and whether this process is the main one.
+
+    A PyTorch recipe joins the process group ``torchrun`` describes (if any); a NumPy
+    recipe runs in one process and never imports PyTorch.
+    """
+
+    def __init__(self, recipe: Recipe, device: str):
+        self.torch = recipe.framework == "pytorch"
+        if not self.torch:
+            self.label, self.is_main = "cpu (NumPy)", True
+            return
+        from dlnd import distributed
+
+        resolved = distributed.resolve_device(device)
+        self.label = str(resolved)
+        self.is_main = distributed.init_from_env(resolved.type).is_main
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every process (a sync point)."""
+        if not self.torch:
+            return value
+        from dlnd import distributed
+
+        return distributed.broadcast_object(value)
+
+    def wait_for_all(self) -> None:
+        if self.torch:
+            from dlnd import distributed
+
+            distributed.barrier()
 
 
 def _interrupted(recipe: Recipe, run_dir: Path, resumed: bool) -> Interrupted:
@@ -98,36 +130,34 @@ def execute(
     """Run ``recipe`` with a resolved ``cfg``; return what ``final.json`` holds plus
     ``run_dir``. ``run_dir`` forces the folder (the tour); ``given`` are the flags the user
     gave, which ``--resume`` may apply to the continued run."""
-    from dlnd import distributed
-    from dlnd.runs import RunContext
-
     resumed = run_dir is None and bool(cfg.get("resume"))
     changes: list[str] = []
     if resumed:
         run_dir, cfg, changes = resumed_config(recipe, cfg, given or {})
-    device = distributed.resolve_device(cfg["device"])
-    dist = distributed.init_from_env(device.type)
-    for change in changes if dist.is_main else ():
+    place = Placement(recipe, cfg["device"])
+    for change in changes if place.is_main else ():
         print(change, flush=True)
     if run_dir is None:
-        # rank 0 makes the folder; the others learn its name (a sync point)
-        made = new_run_dir(Path(cfg["out"]), recipe.name) if dist.is_main else None
-        run_dir = Path(distributed.broadcast_object(str(made)))
-    ctx = RunContext(recipe=recipe, cfg=cfg, run_dir=run_dir, is_main=dist.is_main, resumed=resumed)
+        # rank 0 makes the folder; the others learn its name
+        made = new_run_dir(Path(cfg["out"]), recipe.name) if place.is_main else None
+        run_dir = Path(place.share(str(made)))
+    ctx = RunContext(
+        recipe=recipe, cfg=cfg, run_dir=run_dir, is_main=place.is_main, resumed=resumed
+    )
     ctx.write_config()
     ctx.info(f"{recipe.name}: writing to {run_dir}")
-    seed_everything(cfg["seed"])
+    seed_everything(cfg["seed"], recipe.framework)
     try:
         metrics = recipe.run(ctx)
     except UserError:
         # A run refused before its first epoch (missing data, bad option) leaves no folder.
-        if dist.is_main and not resumed and not (run_dir / "metrics.jsonl").exists():
+        if place.is_main and not resumed and not (run_dir / "metrics.jsonl").exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     except KeyboardInterrupt:
         raise _interrupted(recipe, run_dir, resumed) from None
-    final = ctx.write_final(metrics, device=device_label(recipe, device))
-    distributed.barrier()
+    final = ctx.write_final(metrics, device=place.label)
+    place.wait_for_all()
     return {**final, "run_dir": str(run_dir)}
 
 

@@ -13,9 +13,11 @@ for fewer epochs.
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
-from dlnd.errors import UserError
+from dlnd.config import finite_float, positive_int
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
 from dlnd.scratch import plots
@@ -34,14 +36,17 @@ GRADIENT_BATCH = 64  # sequences whose loss gives the gradient-norm curves
 EVALUATION_BATCH = 1000  # held-out sequences per delay
 
 
-def delay_list(text: str) -> tuple[int, ...]:
-    """ "5,10,20" -> (5, 10, 20): the delays to train on, positive, in increasing order."""
+def delay_list(value: str | tuple[int, ...]) -> tuple[int, ...]:
+    """ "5,10,20" (or a tuple) -> (5, 10, 20): the delays to train on, positive, increasing."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
     try:
-        delays = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise ValueError(f"expected comma-separated whole numbers, got {text!r}") from None
-    if not delays or delays[0] < 1:
-        raise ValueError(f"expected positive delays, got {text!r}")
+        delays = sorted({positive_int(str(part).strip()) for part in parts if str(part).strip()})
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive whole numbers, got {value!r}"
+        ) from None
+    if not delays:
+        raise argparse.ArgumentTypeError(f"expected at least one delay, got {value!r}")
     return tuple(delays)
 
 
@@ -159,26 +164,30 @@ def recall_study(ctx: RunContext) -> dict[str, float]:
 
 
 def run_vanishing_gradients(ctx: RunContext) -> dict[str, float]:
-    for name in ("hidden_size", "sequence_length", "steps_per_epoch"):
-        if ctx.cfg[name] < 1:
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} must be a positive whole number, got {ctx.cfg[name]}.")
     return gradient_study(ctx) | recall_study(ctx)
 
 
-register(
+VANISHING_GRADIENTS = register(
     Recipe(
         name="vanishing-gradients",
         summary="Why plain RNNs forget: gradients through time and a recall task, RNN vs LSTM.",
         dataset="generated recall sequences",
         target="the LSTM recalls at the longest delay, the RNN does not (chance 0.25)",
         run=run_vanishing_gradients,
+        framework="numpy",
         options=(
-            Option("--hidden-size", int, 16, "hidden units of each RNN and LSTM"),
+            Option("--hidden-size", positive_int, 16, "hidden units of each RNN and LSTM"),
             Option("--delays", delay_list, (5, 10, 15, 20, 30, 40, 60, 80), "delays k to train on"),
-            Option("--sequence-length", int, 100, "steps of the sequence for the gradient norms"),
-            Option("--forget-bias", float, 2.0, "added to the LSTM's forget-gate bias"),
-            Option("--steps-per-epoch", int, 100, "training steps (fresh batches) per epoch"),
+            Option(
+                "--sequence-length",
+                positive_int,
+                100,
+                "steps of the sequence for the gradient norms",
+            ),
+            Option("--forget-bias", finite_float, 2.0, "added to the LSTM's forget-gate bias"),
+            Option(
+                "--steps-per-epoch", positive_int, 100, "training steps (fresh batches) per epoch"
+            ),
         ),
         defaults={"epochs": 6, "batch_size": 32, "lr": 0.01},
         quick={"epochs": 4, "delays": (5, 20, 40)},
