@@ -3,8 +3,10 @@ photos, torchvision's families cut into stages, missing weights, predict and exp
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from dlnd.cli import main
 from dlnd.errors import UserError
 from dlnd.pretrained import (
     BACKBONES,
@@ -50,6 +53,14 @@ def package_state_dict() -> dict[str, torch.Tensor]:
 def lite0_target_shapes() -> dict[str, torch.Size]:
     model = load_backbone(OFFLINE_DEFAULT, pretrained=False)
     return {k: v.shape for k, v in model.state_dict().items() if not k.startswith("normalize.")}
+
+
+def photo(tmp_path: Path, name: str = "photo.png") -> Path:
+    """A small generated colour picture saved as a PNG file."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / name
+    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(path)
+    return path
 
 
 # --- EfficientNet-Lite0: architecture ---------------------------------------------------------
@@ -334,3 +345,34 @@ def test_torchvision_weights_in_the_hub_cache_are_used_offline(tmp_path, monkeyp
 def test_unknown_backbone_lists_the_names():
     with pytest.raises(UserError, match="Unknown backbone 'vgg17'.*vgg16.*efficientnet_lite0"):
         load_backbone("vgg17")
+
+
+# --- the command line -------------------------------------------------------
+
+
+def test_predict_json_gives_one_object_per_image_and_an_error_object(tmp_path, lite0, capsys):
+    good, other = photo(tmp_path), photo(tmp_path, "other.jpg")
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    argv = ["predict", "pretrained:efficientnet_lite0", str(good), str(bad), str(other)]
+    assert main([*argv, "--json", "--top-k", "4"]) == 2
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == [str(good), str(bad), str(other)]
+    assert "not a readable image" in lines[1]["error"]
+    for line in (lines[0], lines[2]):
+        probabilities = [p["probability"] for p in line["predictions"]]
+        assert len(probabilities) == 4 and probabilities == sorted(probabilities, reverse=True)
+        assert all(p["label"] in imagenet_labels() for p in line["predictions"])
+
+
+def test_predict_names_the_ant_in_a_photo(shared_data, lite0, capsys):
+    ant = sorted((shared_data / "hymenoptera" / "val" / "ants").iterdir())[0]
+    assert main(["predict", "pretrained:efficientnet_lite0", str(ant), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{ant}: ant ")
+
+
+def test_predict_with_missing_torchvision_weights_is_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert main(["predict", "pretrained:vgg16", str(photo(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dlnd: error: The ImageNet weights of vgg16") and "Traceback" not in err
