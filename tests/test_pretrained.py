@@ -29,6 +29,7 @@ from dlnd.pretrained import (
 )
 from dlnd.pretrained import efficientnet_lite as lite
 from dlnd.pretrained.torchvision_backbones import PARTS, hub_checkpoint_path, preprocessing_of
+from dlnd.serve.export import TOLERANCE
 from dlnd.vision.datasets import fit_image
 from dlnd.vision.predict import classify_files
 
@@ -347,7 +348,7 @@ def test_unknown_backbone_lists_the_names():
         load_backbone("vgg17")
 
 
-# --- the command line -------------------------------------------------------
+# --- the command line: predict and export -------------------------------------------------------
 
 
 def test_predict_json_gives_one_object_per_image_and_an_error_object(tmp_path, lite0, capsys):
@@ -376,3 +377,21 @@ def test_predict_with_missing_torchvision_weights_is_one_sentence(tmp_path, monk
     assert main(["predict", "pretrained:vgg16", str(photo(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dlnd: error: The ImageNet weights of vgg16") and "Traceback" not in err
+
+
+def test_exported_lite0_is_an_imagenet_classifier_matching_pytorch(
+    tmp_path, lite0, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "pretrained:efficientnet_lite0"]) == 0
+    out = tmp_path / "efficientnet_lite0-onnx"  # the default folder: ./NAME-FORMAT
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["task"] == "image-classification" and card["classes"] == list(imagenet_labels())
+    assert card["input"]["crop_fraction"] == 0.875 and card["input"]["resample"] == "bicubic"
+    assert card["verification"]["max_abs_diff_vs_pytorch"] <= TOLERANCE
+    from dlnd.serve.runtime import OnnxModel
+
+    pixels = torch.rand(3, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = lite0(pixels).numpy()
+    assert np.abs(OnnxModel(out / "model.onnx")(pixels.numpy()) - expected).max() <= TOLERANCE
