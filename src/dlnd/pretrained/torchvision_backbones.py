@@ -84,9 +84,9 @@ def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     (hash-checked) when downloads are allowed; a UserError saying what to do otherwise."""
     weights = default_weights(name)
     path = hub_checkpoint_path(weights.url)
-    if not path.is_file() and offline():
-        raise UserError(missing_weights_message(name, weights.url, path, "downloads are off"))
     cached = path.is_file()
+    if not cached and offline():
+        raise UserError(missing_weights_message(name, weights.url, path, "downloads are off"))
     try:
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
@@ -94,7 +94,8 @@ def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     except (RuntimeError, pickle.UnpicklingError, EOFError) as err:
         # A download with the wrong hash is refused (and not kept); a cached file that does
         # not unpickle as tensors is damaged.
-        what = f"{path} is damaged ({err}); delete it" if cached else f"{err}"
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        what = f"{path} is damaged ({first_line}); delete it" if cached else first_line
         raise UserError(missing_weights_message(name, weights.url, path, what)) from err
 
 
