@@ -215,8 +215,10 @@ def model_card(
         },
         "preprocessing": (
             "Convert the image to colour mode input.color, fit it to input.height x "
-            "input.width (input.resize), scale pixels to [0, 1] (and use 1 - x if "
-            "input.invert); the mean/std normalisation happens inside the model."
+            "input.width (input.resize; a center-crop covers input.crop_fraction of the "
+            "shorter side when given; resampled with input.resample, default bilinear), scale "
+            "pixels to [0, 1] (and use 1 - x if input.invert); the mean/std normalisation "
+            "happens inside the model."
         ),
         "metrics": {
             "final": final_metrics or {},
@@ -240,3 +242,22 @@ def export_versions(fmt: str) -> dict[str, str]:
     if fmt == "onnx":
         found["onnx"] = import_extra("onnx").__version__
     return found
+
+
+def export_pretrained(
+    backbone_name: str, fmt: str = "onnx", out: Path | None = None, name: str | None = None
+) -> Path:
+    """Export an ImageNet backbone (``dlnd export pretrained:NAME``) as an image classifier of
+    the 1000 ImageNet classes; returns the folder written (default ``./NAME-FORMAT``)."""
+    from dlnd.pretrained import classifier_info, get_backbone_spec, load_backbone
+
+    spec = get_backbone_spec(backbone_name)
+    backbone = load_backbone(backbone_name)
+    meta = {
+        "recipe": None,
+        "info": classifier_info(backbone),
+        "config": {"backbone": backbone_name, "weights": spec.weights_source},
+    }
+    out_dir = Path(out) if out is not None else Path(f"{backbone_name}-{fmt}")
+    export_model(backbone, meta, fmt, out_dir, name=name or backbone_name, dataset="imagenet")
+    return out_dir
