@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlnd.store import load_tensors, save_tensors
 from dlnd.data.checksums import hash_file, user_cache_root
 from dlnd.errors import UserError
+from dlnd.store import load_tensors, save_tensors
 
 # TensorFlow's batch-norm epsilon; PyTorch's default (1e-5) would shift every activation.
 BN_EPSILON = 1e-3
