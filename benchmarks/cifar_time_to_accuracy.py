@@ -32,8 +32,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from dlnd.cli import execute, resolve_config
-from dlnd.recipes import get_recipe
+from dlnd.launch import execute
+from dlnd.recipes import get_recipe, resolve_config
 from dlnd.vision.datasets import cifar10_data
 from dlnd.vision.models import CourseCifarNet
 

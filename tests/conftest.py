@@ -17,6 +17,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # through DLND_RECIPE_MODULES (see helpers.dlnd_env).
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 import tiny_recipes  # noqa: E402,F401  (registers the recipes)
+import toy_tasks  # noqa: E402,F401
 
 
 def require_shared_data(*relative: str) -> Path:

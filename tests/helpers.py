@@ -13,7 +13,7 @@ SUPPORT = Path(__file__).parent / "support"
 def dlnd_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH")]))
-    env["DLND_RECIPE_MODULES"] = "tiny_recipes"
+    env["DLND_RECIPE_MODULES"] = "tiny_recipes,toy_tasks"
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env

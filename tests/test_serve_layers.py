@@ -16,7 +16,7 @@ from serve_fixtures import tiny_exports
 
 from dlnd.errors import UserError
 from dlnd.serve.app import create_app
-from dlnd.serve.card import CARD_FILE, CARD_VERSION, RUN_WEIGHTS_FILE
+from dlnd.serve.card import CARD_FILE, CARD_VERSION
 from dlnd.serve.registry import TASKS
 from dlnd.serve.task import Endpoint, ServedModel, parse_json
 
@@ -59,12 +59,6 @@ def test_task_modules_do_not_import_the_registry():
         "print('dlnd.serve.registry' in sys.modules)"
     )
     assert run_python(code) == "False"
-
-
-def test_the_run_weights_file_is_the_checkpoints():
-    from dlnd.checkpoint import MODEL_FILE
-
-    assert RUN_WEIGHTS_FILE == MODEL_FILE
 
 
 class EchoRequest(BaseModel):

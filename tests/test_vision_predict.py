@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from PIL import Image
 from dlnd.checkpoint import load_model
 from dlnd.cli import execute, main, resolve_config
 from dlnd.recipes import get_recipe
-from dlnd.vision import synthetic
+from dlnd.vision import predict, synthetic
 from dlnd.vision.predict import image_to_tensor, load_image, scale_pixels
 
 
@@ -77,6 +79,42 @@ def test_predict_prints_top_k_and_an_error_for_a_non_image(
         correct += ranked[0].split()[0] == str(label)
     assert correct >= 8  # the quick model reads most new digits correctly
     assert "notes.png" in captured.err and captured.err.count("error") == 1
+
+
+def test_predict_json_of_a_run_gives_one_object_per_file(digit_run, digit_files, tmp_path, capsys):
+    paths, _ = digit_files
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    files = [str(paths[0]), str(bad), str(paths[1])]
+    assert main(["predict", str(digit_run), *files, "--top-k", "2", "--json"]) == 2
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["file"] for line in lines] == files
+    assert "not a readable image" in lines[1]["error"] and "predictions" not in lines[1]
+    for line in (lines[0], lines[2]):
+        assert [set(p) for p in line["predictions"]] == [{"label", "probability"}] * 2
+        assert line["predictions"][0]["probability"] >= line["predictions"][1]["probability"]
+        assert line["predictions"][0]["label"] in [str(d) for d in range(10)]
+
+
+def test_files_in_several_batches_keep_their_order_and_errors(
+    digit_run, digit_files, tmp_path, monkeypatch
+):
+    model, meta = load_model(digit_run)
+    paths, _ = digit_files
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    files = [str(p) for p in paths[:6]] + [str(bad)] + [str(p) for p in paths[6:]]
+    whole = predict.classify_files(model, meta["info"], files, k=2)
+    monkeypatch.setattr(predict, "FILES_PER_BATCH", 5)
+    batched = predict.classify_files(model, meta["info"], files, k=2)
+    assert [r.path for r in batched] == files and batched[6].error and batched[6].top is None
+    for one, other in zip(whole, batched, strict=True):
+        assert one.error == other.error
+        if one.top is not None:
+            assert [c for c, _ in one.top] == [c for c, _ in other.top]
+            np.testing.assert_allclose(
+                [p for _, p in one.top], [p for _, p in other.top], atol=1e-5
+            )
 
 
 def test_predict_exits_zero_when_every_file_is_readable(digit_run, digit_files, capsys):

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def run_recipe(name: str, **options):
-    """Train a recipe from Python; see :func:`dlnd.cli.run_recipe`."""
-    from dlnd.cli import run_recipe as _run_recipe
+    """Train a recipe from Python; see :func:`dlnd.launch.run_recipe`."""
+    from dlnd.launch import run_recipe as _run_recipe
 
     return _run_recipe(name, **options)

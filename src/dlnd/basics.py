@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from dlnd.config import positive_int
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
 from dlnd.trainer import TRAINER_OPTIONS, TrainConfig, evaluate, fit
@@ -93,7 +94,7 @@ def run(ctx: RunContext) -> dict[str, float]:
     }
 
 
-register(
+SPIRALS = register(
     Recipe(
         name="spirals",
         summary="An nn.Module MLP learns three interleaved spirals (PyTorch basics).",
@@ -101,8 +102,8 @@ register(
         target="validation accuracy >= 95%",
         run=run,
         options=(
-            Option("--hidden-size", int, 64, "units in each hidden layer"),
-            Option("--points-per-class", int, 500, "generated points per spiral arm"),
+            Option("--hidden-size", positive_int, 64, "units in each hidden layer"),
+            Option("--points-per-class", positive_int, 500, "generated points per spiral arm"),
             *TRAINER_OPTIONS,
         ),
         defaults={"epochs": 60, "batch_size": 64, "lr": 0.01},

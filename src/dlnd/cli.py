@@ -7,34 +7,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dlnd.errors import TrainingDiverged, UserError
-from dlnd.recipes import Recipe, all_recipes, get_recipe
+from dlnd.config import COMMON_DEFAULTS, COMMON_OPTIONS
+from dlnd.errors import Interrupted, TrainingDiverged, UserError
+from dlnd.launch import execute, run_recipe
+from dlnd.recipes import Recipe, all_recipes, get_recipe, resolve_config
+from dlnd.report import format_metric, metrics_summary, print_table
+
+__all__ = ["build_parser", "execute", "main", "recipe_parser", "resolve_config", "run_recipe"]
 
 # Modules that add their own subcommands through ``register(subparsers)``.
 COMMAND_MODULES = ("dlnd.data.commands", "dlnd.vision.commands", "dlnd.serve.commands")
-
-# Defaults of the flags every recipe takes; a recipe's ``defaults`` and ``quick`` override them.
-COMMON_DEFAULTS: dict[str, Any] = {
-    "epochs": 10,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "seed": 0,
-    "device": "auto",
-    "data_dir": None,
-    "out": "runs",
-    "quick": False,
-    "embedded": False,
-    "resume": None,
-}
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,36 +37,26 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0 or value != value or value == float("inf"):
-            noun = "whole number" if kind is int else "number"
-            raise argparse.ArgumentTypeError(f"expected a positive {noun}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
+def _add_option(group: Any, option: Any, default: Any) -> None:
+    """One recipe or common option as an argparse flag whose help shows its default."""
+    if isinstance(default, tuple | list):
+        default = ",".join(map(str, default))
+    help_text = option.help if default is None else f"{option.help} (default {default})"
+    if option.type is bool:
+        group.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=help_text)
+    else:
+        metavar = option.dest.upper() if option.choices is None else None
+        group.add_argument(
+            option.flag, type=option.type, choices=option.choices, metavar=metavar, help=help_text
+        )
 
 
 def _add_common_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
     shown = {**COMMON_DEFAULTS, **recipe.defaults}
     common = parser.add_argument_group("common options")
+    for option in COMMON_OPTIONS:
+        _add_option(common, option, shown[option.dest])
     add = common.add_argument
-    add("--epochs", type=_positive(int), help=f"training epochs (default {shown['epochs']})")
-    add(
-        "--batch-size",
-        type=_positive(int),
-        help=f"examples per step (default {shown['batch_size']})",
-    )
-    add("--lr", type=_positive(float), help=f"learning rate (default {shown['lr']})")
-    add("--seed", type=int, help="random seed (default 0)")
-    add("--device", choices=("auto", "cpu", "cuda", "mps"), help="where to train (default auto)")
-    add("--data-dir", help="folder with the data set (default: $DLND_DATA, then the user cache)")
-    add("--out", help="folder for run directories (default ./runs)")
     add("--quick", action="store_true", default=None, help="a short run with the quick settings")
     add(
         "--embedded",
@@ -90,7 +69,8 @@ def _add_common_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
         nargs="?",
         const="latest",
         metavar="RUN_DIR",
-        help="continue the latest (or the given) run of this recipe from its checkpoint",
+        help="continue the latest (or the given) run of this recipe from its checkpoint; "
+        "--epochs, --patience, --device and --data-dir may change, other flags may not",
     )
 
 
@@ -99,14 +79,7 @@ def _add_recipe_flags(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
         return
     group = parser.add_argument_group(f"{recipe.name} options")
     for option in recipe.options:
-        default = recipe.defaults.get(option.dest, option.default)
-        help_text = f"{option.help} (default {default})"
-        if option.type is bool:
-            group.add_argument(option.flag, action=argparse.BooleanOptionalAction, help=help_text)
-        else:
-            group.add_argument(
-                option.flag, type=option.type, choices=option.choices, help=help_text
-            )
+        _add_option(group, option, recipe.defaults.get(option.dest, option.default))
 
 
 def recipe_parser(recipe: Recipe) -> Parser:
@@ -120,100 +93,19 @@ def recipe_parser(recipe: Recipe) -> Parser:
     return parser
 
 
-def resolve_config(recipe: Recipe, explicit: dict[str, Any]) -> dict[str, Any]:
-    """Common defaults < option defaults < recipe defaults < quick settings < explicit flags."""
-    cfg = dict(COMMON_DEFAULTS)
-    cfg.update({option.dest: option.default for option in recipe.options})
-    cfg.update(recipe.defaults)
-    given = {k: v for k, v in explicit.items() if v is not None}
-    if given.get("quick"):
-        cfg.update(recipe.quick)
-    cfg.update(given)
-    return cfg
-
-
-def _run_dir_for(recipe: Recipe, cfg: dict[str, Any]) -> tuple[Path, dict[str, Any], bool]:
-    """The run directory (new, or the one to resume) and the configuration to use."""
-    from dlnd import distributed, runs
-
-    out = Path(cfg["out"])
-    if cfg["resume"]:
-        run_dir = (
-            runs.latest_run_dir(out, recipe.name)
-            if cfg["resume"] == "latest"
-            else Path(cfg["resume"])
-        )
-        config_path = run_dir / "config.json"
-        if not config_path.exists():
-            raise UserError(
-                f"{run_dir} is not a run directory of dlnd (no config.json); check --resume."
-            )
-        saved = json.loads(config_path.read_text())
-        if saved.pop("recipe", recipe.name) != recipe.name:
-            raise UserError(f"{run_dir} is a run of another recipe; resume it with that recipe.")
-        return run_dir, {**saved, "resume": str(run_dir)}, True
-    run_dir = runs.new_run_dir(out, recipe.name) if distributed.state().is_main else None
-    return Path(distributed.broadcast_object(str(run_dir))), cfg, False
-
-
-def execute(recipe: Recipe, cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
-    """Run ``recipe`` with a resolved ``cfg``; return what ``final.json`` holds."""
-    from dlnd import distributed
-    from dlnd.runs import RunContext
-    from dlnd.trainer import resolve_device, seed_everything
-
-    device = resolve_device(cfg["device"])
-    dist = distributed.init_from_env(device.type)
-    resumed = False
-    if run_dir is None:
-        run_dir, cfg, resumed = _run_dir_for(recipe, cfg)
-    ctx = RunContext(recipe=recipe, cfg=cfg, run_dir=run_dir, is_main=dist.is_main, resumed=resumed)
-    ctx.write_config()
-    ctx.info(f"{recipe.name}: writing to {run_dir}")
-    seed_everything(cfg["seed"])
-    try:
-        metrics = recipe.run(ctx)
-    except UserError:
-        # A run refused before its first epoch (missing data, bad option) leaves no folder.
-        if dist.is_main and not resumed and not (run_dir / "metrics.jsonl").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    final = ctx.write_final(metrics, device=_device_label(recipe, device))
-    distributed.barrier()
-    return {**final, "run_dir": str(run_dir)}
-
-
-def run_recipe(name: str, **options: Any) -> dict[str, Any]:
-    """Train recipe ``name`` from Python, e.g. ``run_recipe("spirals", quick=True, epochs=5)``.
-
-    ``options`` take the names of the command-line flags with underscores; returns what
-    ``final.json`` holds (metrics, wall time, device, versions) plus ``run_dir``.
-    """
-    recipe = get_recipe(name)
-    known = set(COMMON_DEFAULTS) | {o.dest for o in recipe.options}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise UserError(f"{name} has no option {', '.join(unknown)}; see 'dlnd run {name} --help'.")
-    cfg = resolve_config(recipe, options)
-    return execute(recipe, cfg)
-
-
-def _device_label(recipe: Recipe, device: Any) -> str:
-    return str(device) if recipe.build_model is not None else "cpu (NumPy)"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.recipe is None:
         print("usage: dlnd run RECIPE [options]   ('dlnd list' shows the recipes)")
         return 2
     recipe = get_recipe(args.recipe)
-    explicit = vars(recipe_parser(recipe).parse_args(args.rest))
-    cfg = resolve_config(recipe, explicit)
-    final = execute(recipe, cfg)
+    given = vars(recipe_parser(recipe).parse_args(args.rest))
+    final = execute(recipe, resolve_config(recipe, given), given=given)
     from dlnd import distributed
 
     if distributed.state().is_main:
-        _print_table(["metric", "value"], [[k, _fmt(v)] for k, v in final["metrics"].items()])
+        print_table(
+            ["metric", "value"], [[k, format_metric(v)] for k, v in final["metrics"].items()]
+        )
         print(f"wall time {final['wall_time_s']:.1f} s")
     distributed.shutdown()
     return 0
@@ -221,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = [[r.name, r.summary, r.dataset, r.target] for r in all_recipes().values()]
-    _print_table(["recipe", "what it does", "data set", "target"], rows)
+    print_table(["recipe", "what it does", "data set", "target"], rows)
     return 0
 
 
@@ -237,11 +129,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
             r["recipe"],
             r["run_dir"],
             r["status"],
-            ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4]),
+            metrics_summary(r["metrics"], most=4),
         ]
         for r in found
     ]
-    _print_table(["recipe", "run directory", "status", "final metrics"], rows)
+    print_table(["recipe", "run directory", "status", "final metrics"], rows)
     return 0
 
 
@@ -249,21 +141,6 @@ def cmd_tour(args: argparse.Namespace) -> int:
     from dlnd.tour import run_tour
 
     return run_tour(Path(args.out), only=args.only)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    width = shutil.get_terminal_size((120, 20)).columns
-    cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    for i, row in enumerate(cells):
-        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-        print(line[: max(width, 80)] if sys.stdout.isatty() else line)
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def build_parser() -> Parser:
@@ -315,14 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as err:
         print(f"dlnd: {err}", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"dlnd: {err}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. 'dlnd list | head': the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print(
-            "dlnd: interrupted; the last checkpoint is kept (continue with --resume).",
-            file=sys.stderr,
-        )
+        print("dlnd: interrupted.", file=sys.stderr)
         return 130
     except Exception:
         traceback.print_exc()

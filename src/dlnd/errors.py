@@ -12,3 +12,7 @@ class UserError(Exception):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Interrupted(Exception):
+    """The user stopped a run (Ctrl-C); the message says what was kept."""

@@ -16,13 +16,12 @@ from typing import Any
 
 from dlnd.errors import UserError
 from dlnd.io import atomic_write_text
-from dlnd.recipes import all_recipes
-from dlnd.runs import PAGE_STYLE
+from dlnd.launch import execute
+from dlnd.recipes import all_recipes, resolve_config
+from dlnd.report import figure_gallery, format_metric, html_page, metrics_summary, print_table
 
 
 def tour_config(recipe: Any, out: Path) -> dict[str, Any]:
-    from dlnd.cli import resolve_config
-
     return resolve_config(
         recipe, {"quick": True, "embedded": True, "out": str(out), "device": "cpu"}
     )
@@ -30,8 +29,6 @@ def tour_config(recipe: Any, out: Path) -> dict[str, Any]:
 
 def run_tour(out: Path, only: list[str] | None = None) -> int:
     """Run the tour into ``out``; print a table and write ``out/index.html``."""
-    from dlnd.cli import _fmt, _print_table, execute
-
     recipes = [r for r in all_recipes().values() if r.in_tour]
     if only:
         unknown = sorted(set(only) - {r.name for r in recipes})
@@ -58,14 +55,14 @@ def run_tour(out: Path, only: list[str] | None = None) -> int:
         results[-1]["seconds"] = time.time() - t0
     total = time.time() - started
     print()
-    _print_table(
+    print_table(
         ["recipe", "status", "seconds", "final metrics"],
         [
             [
                 r["recipe"].name,
                 "ok" if r["ok"] else "FAILED",
                 f"{r['seconds']:.1f}",
-                ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["metrics"].items())[:4]),
+                metrics_summary(r["metrics"], most=4),
             ]
             for r in results
         ],
@@ -81,30 +78,22 @@ def write_tour_page(out: Path, results: list[dict[str, Any]], total: float) -> P
     for r in results:
         name = html.escape(r["recipe"].name)
         metrics = ", ".join(
-            f"{html.escape(k)} = {html.escape(f'{v:.4g}' if isinstance(v, float) else str(v))}"
-            for k, v in r["metrics"].items()
+            f"{html.escape(k)} = {html.escape(format_metric(v))}" for k, v in r["metrics"].items()
         )
         status = "ok" if r["ok"] else "<b>FAILED</b>"
         rows.append(
             f'<tr><td><a href="#{name}">{name}</a></td><td>{status}</td>'
             f"<td>{r['seconds']:.1f}</td><td>{metrics}</td></tr>"
         )
-        plots = "".join(
-            f'<figure><img src="{name}/plots/{p.name}" alt="{html.escape(p.stem)}">'
-            f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
-            for p in sorted((out / r["recipe"].name / "plots").glob("*.png"))
-        )
+        plots = figure_gallery(out / r["recipe"].name / "plots", f"{r['recipe'].name}/plots/")
         sections.append(
             f'<section id="{name}"><h2>{name}</h2><p>{html.escape(r["recipe"].summary)} '
             f'<a href="{name}/index.html">run page</a></p>{plots}</section>'
         )
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>dlnd tour</title>
-<style>{PAGE_STYLE}</style>
-</head><body><h1>dlnd tour</h1><p>{len(results)} recipes on embedded data in {total:.0f} s.</p>
+    body = f"""<h1>dlnd tour</h1><p>{len(results)} recipes on embedded data in {total:.0f} s.</p>
 <table><tr><th>recipe</th><th>status</th><th>seconds</th><th>final metrics</th></tr>
 {"".join(rows)}</table>
-{"".join(sections)}</body></html>
-"""
+{"".join(sections)}"""
     path = out / "index.html"
-    atomic_write_text(path, page)
+    atomic_write_text(path, html_page("dlnd tour", body))
     return path

@@ -16,6 +16,7 @@ from dlnd.data.fetch import (
     find_present,
     resolve,
 )
+from dlnd.report import print_table
 
 
 def _human_size(size: int | None) -> str:
@@ -28,14 +29,6 @@ def _human_size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _print_rows(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for i, row in enumerate([header, *rows]):
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """One line per data set: name, size (of the copy found, else of a download), licence, where."""
     rows = []
@@ -44,7 +37,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         layout = found[1] if found else download_layout(dataset)
         where = f"{found[0]} ({found[1].label})" if found else "missing"
         rows.append([dataset.name, _human_size(layout.size), dataset.licence, where])
-    _print_rows(["name", "size", "licence", "where"], rows)
+    print_table(["name", "size", "licence", "where"], rows)
     return 0
 
 
@@ -76,7 +69,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Checksum every catalogue file present; exit status 1 if any is damaged."""
     names = args.names or list(DATASETS)
     rows = [row for name in names for row in verify_rows(get_dataset(name), args.data_dir)]
-    _print_rows(["data set", "file", "status", "folder"], rows)
+    print_table(["data set", "file", "status", "folder"], rows)
     bad = [row for row in rows if row[2] == "MISMATCH"]
     if bad:
         print(

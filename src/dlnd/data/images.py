@@ -31,18 +31,26 @@ def to_8_bits(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled.astype(np.uint8), mode="L")
 
 
+RESAMPLING = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
 def fit_image(image: Image.Image, spec: dict[str, Any]) -> np.ndarray:
     """A PIL image -> ``(C, H, W)`` uint8 in the model's colour mode and size.
 
     ``spec["resize"]``: ``"stretch"`` resizes to width x height directly; ``"center-crop"``
-    scales the shorter side to fit, then cuts the central width x height window.
+    scales the shorter side to fit, then cuts the central width x height window; with
+    ``spec["crop_fraction"]`` (ImageNet models: 0.875) that window covers only that fraction
+    of the shorter side. ``spec["resample"]``: ``"bilinear"`` (default) or ``"bicubic"``.
     """
     width, height = spec["width"], spec["height"]
+    resample = RESAMPLING[spec.get("resample", "bilinear")]
     image = to_8_bits(image).convert(spec["color"])
     if spec.get("resize", "stretch") == "center-crop":
-        image = ImageOps.fit(image, (width, height), Image.BILINEAR)
+        # ImageOps.fit trims ``bleed`` of each side before taking the largest centred window.
+        bleed = (1 - spec.get("crop_fraction", 1.0)) / 2
+        image = ImageOps.fit(image, (width, height), resample, bleed=bleed)
     elif image.size != (width, height):
-        image = image.resize((width, height), Image.BILINEAR)
+        image = image.resize((width, height), resample)
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 

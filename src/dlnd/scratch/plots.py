@@ -120,3 +120,43 @@ def loss_by_epoch_and_time(histories: dict[str, History]) -> Figure:
         ax.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def gradient_norms_over_time(
+    curves: dict[str, np.ndarray], title: str, caption: str, dashed: Sequence[str] = ()
+) -> Figure:
+    """||dloss/dh_t|| against t = 0..T on a log scale, one line per network (``curves[name]``:
+    ``(T + 1,)``), the ones named in ``dashed`` dashed; ``caption`` goes below the plot."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8.5, 5.2))
+    ax = figure.subplots()
+    for k, (name, norms) in enumerate(curves.items()):
+        style = "--" if name in dashed else "-"
+        ax.semilogy(np.arange(len(norms)), norms, style, color=f"C{k}", label=name)
+    ax.set(xlabel="time step t (the loss is taken at the last step)", ylabel="||dloss/dh_t||")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    figure.text(0.01, 0.0, caption, fontsize=8.5, va="top", wrap=True)
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_by_delay(
+    delays: Sequence[int], accuracies: dict[str, Sequence[float]], chance: float, title: str
+) -> Figure:
+    """Accuracy against the delay k, one line per network, with chance level dashed."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.6))
+    ax = figure.subplots()
+    for name, values in accuracies.items():
+        ax.plot(delays, values, "-o", label=name)
+    ax.axhline(chance, color="0.5", linestyle="--", label=f"chance ({chance:.2f})")
+    ax.set(xlabel="delay k (steps between the marked symbol and the end)", ylabel="accuracy")
+    ax.set(ylim=(0, 1.05), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    figure.tight_layout()
+    return figure

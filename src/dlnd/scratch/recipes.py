@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlnd.config import non_negative_float, non_negative_int, positive_int, text, unit_interval
 from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
@@ -410,79 +411,92 @@ def run_gd_variants(ctx: RunContext) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------ registry
 
-TRAIN_SIZE = Option("--train-size", int, 2000, "training images (MNIST) or generated examples")
+TRAIN_SIZE = Option(
+    "--train-size", positive_int, 2000, "training images (MNIST) or generated examples"
+)
 
-register(
+PERCEPTRON = register(
     Recipe(
         name="perceptron",
         summary="The perceptron trick (pocket variant) on 2-D points, boundary per epoch.",
         dataset="intro",
         target="zero or few misclassified points",
+        framework="numpy",
         run=run_perceptron,
         defaults={"epochs": 50, "lr": 0.01, "batch_size": 1},
         quick={"epochs": 20},
     )
 )
 
-register(
+GRADIENT_DESCENT = register(
     Recipe(
         name="gradient-descent",
         summary="Logistic regression by gradient descent, boundary and log-loss per epoch.",
         dataset="intro",
         target="log-loss below 0.25",
+        framework="numpy",
         run=run_gradient_descent,
         defaults={"epochs": 200, "lr": 3.0, "batch_size": 100},
         quick={"epochs": 60},
     )
 )
 
-register(
+ADMISSIONS = register(
     Recipe(
         name="admissions",
         summary="Student admissions: logistic regression (or --hidden-size N) on gre, gpa, rank.",
         dataset="intro",
         target="held-out accuracy about 0.7",
+        framework="numpy",
         run=run_admissions,
-        options=(Option("--hidden-size", int, 0, "hidden units; 0 = logistic regression"),),
+        options=(
+            Option("--hidden-size", non_negative_int, 0, "hidden units; 0 = logistic regression"),
+        ),
         defaults={"epochs": 200, "lr": 0.1, "batch_size": 32},
         quick={"epochs": 40},
     )
 )
 
-register(
+BIKE_SHARING = register(
     Recipe(
         name="bike-sharing",
         summary="Predict hourly bike rentals with a one-hidden-layer NumPy network.",
         dataset="bike-sharing",
         target="train MSE < 0.09, validation MSE < 0.18 (standardised cnt)",
+        framework="numpy",
         run=run_bike_sharing,
         options=(
-            Option("--hidden-size", int, 32, "hidden units"),
+            Option("--hidden-size", positive_int, 32, "hidden units"),
             Option(
-                "--optimizer", str, "momentum", "update rule", choices=("sgd", "momentum", "adam")
+                "--optimizer", text, "momentum", "update rule", choices=("sgd", "momentum", "adam")
             ),
-            Option("--patience", int, 15, "early-stopping patience in epochs (0 = off)"),
-            Option("--synthetic-days", int, 730, "days of generated data under --embedded"),
+            Option(
+                "--patience", non_negative_int, 15, "early-stopping patience in epochs (0 = off)"
+            ),
+            Option(
+                "--synthetic-days", positive_int, 730, "days of generated data under --embedded"
+            ),
         ),
         defaults={"epochs": 60, "lr": 0.02, "batch_size": 128},
         quick={"epochs": 30},
     )
 )
 
-register(
+REGULARIZATION = register(
     Recipe(
         name="regularization",
         summary="A wide MLP overfits; L2, L1, dropout and early stopping close the gap.",
         dataset="mnist",
         target="every technique shrinks the gap between validation and training loss",
+        framework="numpy",
         run=run_regularization,
         options=(
             TRAIN_SIZE,
-            Option("--hidden-size", int, 256, "units in each of the two hidden layers"),
-            Option("--l2", float, 3e-3, "L2 penalty strength"),
-            Option("--l1", float, 3e-4, "L1 penalty strength"),
-            Option("--dropout", float, 0.5, "dropout probability of hidden units"),
-            Option("--patience", int, 3, "early-stopping patience in epochs"),
+            Option("--hidden-size", positive_int, 256, "units in each of the two hidden layers"),
+            Option("--l2", non_negative_float, 3e-3, "L2 penalty strength"),
+            Option("--l1", non_negative_float, 3e-4, "L1 penalty strength"),
+            Option("--dropout", unit_interval, 0.5, "dropout probability of hidden units"),
+            Option("--patience", non_negative_int, 3, "early-stopping patience in epochs"),
         ),
         defaults={"epochs": 40, "lr": 0.1, "batch_size": 32},
         quick={
@@ -496,14 +510,15 @@ register(
     )
 )
 
-register(
+GD_VARIANTS = register(
     Recipe(
         name="gd-variants",
         summary="Batch vs stochastic vs mini-batch gradient descent, per epoch and per second.",
         dataset="mnist",
         target="each variant lowers the loss; compare them per epoch and per second",
+        framework="numpy",
         run=run_gd_variants,
-        options=(TRAIN_SIZE, Option("--hidden-size", int, 64, "hidden units")),
+        options=(TRAIN_SIZE, Option("--hidden-size", positive_int, 64, "hidden units")),
         defaults={"epochs": 10, "lr": 0.05, "batch_size": 32},
         quick={"epochs": 6, "train_size": 500},
     )

@@ -14,9 +14,6 @@ from dlnd.data.checksums import hash_file
 
 CARD_FILE = "model_card.json"
 CARD_VERSION = 1
-# The weights file of a training run (``dlnd.checkpoint.MODEL_FILE``, which imports PyTorch;
-# a test checks the two agree).
-RUN_WEIGHTS_FILE = "model.safetensors"
 # Config entries that say where a run read and wrote on its machine, not what the model is.
 MACHINE_KEYS = ("data_dir", "out", "resume")
 

@@ -43,14 +43,23 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export",
         help="export a trained model to ONNX or TorchScript with a model card",
-        description="Write RUN_DIR's model as ONNX (default) or TorchScript plus model_card.json "
-        "(classes, input, preprocessing, metrics, versions). The export is checked against "
-        "PyTorch on random inputs.",
+        description="Write MODEL as ONNX (default) or TorchScript plus model_card.json "
+        "(classes, input, preprocessing, metrics, versions). MODEL is a training run, or "
+        "pretrained:NAME for an ImageNet network (e.g. pretrained:efficientnet_lite0). The "
+        "export is checked against PyTorch on random inputs.",
     )
-    p.add_argument("run_dir", type=Path, help="a training run folder (see 'dlnd runs')")
+    p.add_argument(
+        "model", metavar="MODEL", help="a run folder (see 'dlnd runs') or pretrained:NAME"
+    )
     p.add_argument("--format", choices=MODEL_FORMATS, default="onnx", help="default onnx")
-    p.add_argument("--out", type=Path, help="folder to write (default RUN_DIR/export-FORMAT)")
-    p.add_argument("--name", help="model name in the card (default: the recipe's name)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder to write (default RUN_DIR/export-FORMAT; ./NAME-FORMAT for pretrained:NAME)",
+    )
+    p.add_argument(
+        "--name", help="model name in the card (default: the recipe's or network's name)"
+    )
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
@@ -148,9 +157,14 @@ def register(subparsers) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from dlnd.serve.export import export_run
+    from dlnd.pretrained.registry import pretrained_name
+    from dlnd.serve.export import export_pretrained, export_run
 
-    out = export_run(args.run_dir, args.format, args.out, name=args.name)
+    backbone = pretrained_name(args.model)
+    if backbone is not None:
+        out = export_pretrained(backbone, args.format, args.out, name=args.name)
+    else:
+        out = export_run(Path(args.model), args.format, args.out, name=args.name)
     print(f"Exported {args.format} model and model card to {out}")
     return 0
 

@@ -29,7 +29,6 @@ from dlnd.recipes import get_recipe
 from dlnd.serve.card import (
     CARD_FILE,
     CARD_VERSION,
-    RUN_WEIGHTS_FILE,
     file_facts,
     portable_config,
     read_final_metrics,
@@ -37,6 +36,7 @@ from dlnd.serve.card import (
 )
 from dlnd.serve.extras import import_extra
 from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
+from dlnd.store import MODEL_FILE
 
 __all__ = ["CARD_FILE", "CARD_VERSION", "TOLERANCE", "export_model", "export_run"]
 
@@ -161,7 +161,7 @@ def export_run(
     ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
     :func:`dlnd.serve.tabular_export.export_numpy_run`."""
     run_dir = Path(run_dir)
-    if (run_dir / RUN_WEIGHTS_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
+    if (run_dir / MODEL_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
         if fmt != "onnx":
             raise UserError("A NumPy network exports to ONNX only; use --format onnx.")
         return export_numpy_run(run_dir, out, name)
@@ -216,8 +216,10 @@ def model_card(
         },
         "preprocessing": (
             "Convert the image to colour mode input.color, fit it to input.height x "
-            "input.width (input.resize), scale pixels to [0, 1] (and use 1 - x if "
-            "input.invert); the mean/std normalisation happens inside the model."
+            "input.width (input.resize; a center-crop covers input.crop_fraction of the "
+            "shorter side when given; resampled with input.resample, default bilinear), scale "
+            "pixels to [0, 1] (and use 1 - x if input.invert); the mean/std normalisation "
+            "happens inside the model."
         ),
         "metrics": {
             "final": final_metrics or {},
@@ -241,3 +243,22 @@ def export_versions(fmt: str) -> dict[str, str]:
     if fmt == "onnx":
         found["onnx"] = import_extra("onnx").__version__
     return found
+
+
+def export_pretrained(
+    backbone_name: str, fmt: str = "onnx", out: Path | None = None, name: str | None = None
+) -> Path:
+    """Export an ImageNet backbone (``dlnd export pretrained:NAME``) as an image classifier of
+    the 1000 ImageNet classes; returns the folder written (default ``./NAME-FORMAT``)."""
+    from dlnd.pretrained import classifier_info, get_backbone_spec, load_backbone
+
+    spec = get_backbone_spec(backbone_name)
+    backbone = load_backbone(backbone_name)
+    meta = {
+        "recipe": None,
+        "info": classifier_info(backbone),
+        "config": {"backbone": backbone_name, "weights": spec.weights_source},
+    }
+    out_dir = Path(out) if out is not None else Path(f"{backbone_name}-{fmt}")
+    export_model(backbone, meta, fmt, out_dir, name=name or backbone_name, dataset="imagenet")
+    return out_dir

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from dlnd.errors import UserError
-from dlnd.serve.card import CARD_FILE, CARD_VERSION, RUN_WEIGHTS_FILE
+from dlnd.serve.card import CARD_FILE, CARD_VERSION
 from dlnd.serve.classifier import ImageClassifier
 from dlnd.serve.errors import UnknownModel, UnsupportedInput
 from dlnd.serve.tabular import TabularClassifier, TabularRegressor
 from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 from dlnd.serve.task import ParsePool, ServedModel, ServeSettings
+from dlnd.store import MODEL_FILE
 
 __all__ = [
     "TASKS",
@@ -147,7 +148,7 @@ def servable_folder(path: Path, registry: ModelRegistry) -> Path:
     """``path`` if it is an exported folder; a fresh ONNX export if it is a training run."""
     if (path / CARD_FILE).is_file():
         return path
-    if (path / RUN_WEIGHTS_FILE).is_file():
+    if (path / MODEL_FILE).is_file():
         # A NumPy network is exported without PyTorch; only a PyTorch run imports it.
         if is_numpy_run(read_run_meta(path)):
             return export_numpy_run(path, registry.scratch_dir())
@@ -155,6 +156,6 @@ def servable_folder(path: Path, registry: ModelRegistry) -> Path:
 
         return export_run(path, "onnx", registry.scratch_dir())
     raise UserError(
-        f"{path} is neither a training run (no {RUN_WEIGHTS_FILE}) nor an exported model "
+        f"{path} is neither a training run (no {MODEL_FILE}) nor an exported model "
         f"(no {CARD_FILE}); give a run directory from 'dlnd runs' or an export folder."
     )

@@ -29,15 +29,15 @@ from dlnd.scratch.mlp import MLP
 from dlnd.serve.card import (
     CARD_FILE,
     CARD_VERSION,
-    RUN_WEIGHTS_FILE,
     file_facts,
     portable_config,
     read_final_metrics,
     utc_stamp,
 )
 from dlnd.serve.extras import import_extra
+from dlnd.store import MODEL_FILE, read_header
 
-MODEL_FILE = "model.onnx"
+ONNX_FILE = "model.onnx"
 INPUT_NAME = "features"
 OPSET, IR_VERSION = 17, 9  # what ONNX Runtime 1.18 and later run
 HIDDEN_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
@@ -174,7 +174,7 @@ def export_mlp(
     if chart_over is not None and chart_over not in {f.name for f in features}:
         raise UserError(f"chart_over names {chart_over!r}, which is not one of the features.")
     out_dir = Path(out_dir)
-    path = out_dir / MODEL_FILE
+    path = out_dir / ONNX_FILE
     graph = mlp_graph(net, target).SerializeToString()
     difference = verification_difference(graph, net, features, target)  # before any write
     atomic_write(path, lambda tmp: tmp.write_bytes(graph))
@@ -258,17 +258,7 @@ def export_versions() -> dict[str, str]:
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
     """The metadata in the header of a run's ``model.safetensors`` (no weights are read,
     no PyTorch is imported)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(run_dir) / RUN_WEIGHTS_FILE
-    try:
-        with safe_open(str(path), framework="numpy") as weights:
-            meta = json.loads((weights.metadata() or {}).get("dlnd", "{}"))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"The checkpoint {path} is unreadable or corrupt ({err}).") from err
-    if not isinstance(meta, dict):
-        raise UserError(f"The checkpoint {path} has no readable description; train it again.")
-    return meta
+    return read_header(Path(run_dir) / MODEL_FILE)[1]
 
 
 def read_run(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -277,7 +267,7 @@ def read_run(run_dir: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     from safetensors.numpy import load_file
 
     meta = read_run_meta(run_dir)
-    path = Path(run_dir) / RUN_WEIGHTS_FILE
+    path = Path(run_dir) / MODEL_FILE
     try:
         return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError) as err:

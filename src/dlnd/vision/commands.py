@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlnd.errors import UserError
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
+
+    from dlnd.vision.predict import FilePrediction
 
 # PyTorch, matplotlib and the vision modules are imported inside the handlers, so that
 # `dlnd --help` and the other commands do not pay for them when they are not used.
@@ -22,21 +26,46 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Print the top-k classes of each image; one error line per unreadable file (status 2)."""
+def load_classifier(model: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model and data info behind ``dlnd predict MODEL``: a run directory, or an ImageNet
+    backbone named ``pretrained:NAME``."""
     from dlnd.checkpoint import load_model
+    from dlnd.pretrained import classifier_info, load_backbone, pretrained_name
+
+    name = pretrained_name(model)
+    if name is not None:
+        backbone = load_backbone(name)
+        return backbone, classifier_info(backbone)
+    network, meta = load_model(Path(model))
+    return network, meta.get("info", {})
+
+
+def prediction_line(result: FilePrediction, as_json: bool) -> str:
+    """One file's answer: ``FILE: label 97.1%, ...`` or a JSON object (``--json``)."""
+    if as_json:
+        if result.error is not None:
+            return json.dumps({"file": result.path, "error": result.error})
+        ranked = [{"label": label, "probability": p} for label, p in result.top]
+        return json.dumps({"file": result.path, "predictions": ranked})
+    return f"{result.path}: " + ", ".join(f"{label} {p:.1%}" for label, p in result.top)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Print the top-k classes of each image; one error line per unreadable file (status 2).
+
+    With ``--json`` every file gets one JSON object on standard output, errors included.
+    """
     from dlnd.vision.predict import classify_files
 
     if args.top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {args.top_k}.")
-    model, meta = load_model(Path(args.run_dir))
-    results = classify_files(model, meta.get("info", {}), args.images, args.top_k)
+    model, info = load_classifier(args.model)
+    results = classify_files(model, info, args.images, args.top_k)
     for result in results:
-        if result.error is not None:
+        if result.error is not None and not args.json:
             print(f"dlnd: error: {result.error}", file=sys.stderr)
         else:
-            ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in result.top)
-            print(f"{result.path}: {ranked}")
+            print(prediction_line(result, args.json))
     return 2 if any(r.error is not None for r in results) else 0
 
 
@@ -84,12 +113,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the vision commands to the ``dlnd`` command line."""
     p = subparsers.add_parser(
         "predict",
-        help="classify image files with a trained image classifier",
-        description="Print the top-k classes with probabilities for each image file.",
+        help="classify image files with a trained classifier or an ImageNet network",
+        description="Print the top-k classes with probabilities for each image file. MODEL is "
+        "the run directory of an image classifier, or pretrained:NAME for a network trained on "
+        "ImageNet (pretrained:efficientnet_lite0 works offline; pretrained:vgg16, "
+        "pretrained:resnet18, ... use torchvision's weights).",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of an image classifier")
+    p.add_argument("model", metavar="MODEL", help="RUN_DIR or pretrained:NAME")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (JPEG, PNG, ...)")
     p.add_argument("--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per image and line: {"file", "predictions": [{"label", '
+        '"probability"}]} (or {"file", "error"})',
+    )
     p.set_defaults(func=cmd_predict)
 
     p = subparsers.add_parser(

@@ -19,6 +19,8 @@ from dlnd.data.images import unit_pixels
 from dlnd.errors import UserError
 from dlnd.vision.datasets import fit_image, read_image_file
 
+FILES_PER_BATCH = 16
+
 
 def scale_pixels(pixels: np.ndarray, invert: bool | str) -> torch.Tensor:
     """uint8 pixels -> float32 in [0, 1]; ``invert`` True flips them, ``"auto"`` flips a
@@ -64,12 +66,26 @@ class FilePrediction:
 def classify_files(
     model: nn.Module, info: dict[str, Any], paths: list[str], k: int
 ) -> list[FilePrediction]:
-    """Top-k predictions for every readable file; unreadable ones get an ``error`` instead."""
+    """Top-k predictions for every readable file; unreadable ones get an ``error`` instead.
+
+    Files go through the model :data:`FILES_PER_BATCH` at a time, which bounds the memory
+    of a long list (an ImageNet network's activations take megabytes per image).
+    """
     if info.get("task") != "image-classification":
         raise UserError(
             "This run is not an image classifier; 'dlnd predict' needs a run of "
             "mnist-mlp, mnist-cnn, fashion-mnist, cifar10-cnn or image-classifier."
         )
+    results = []
+    for start in range(0, len(paths), FILES_PER_BATCH):
+        results += classify_batch(model, info, paths[start : start + FILES_PER_BATCH], k)
+    return results
+
+
+def classify_batch(
+    model: nn.Module, info: dict[str, Any], paths: list[str], k: int
+) -> list[FilePrediction]:
+    """:func:`classify_files` for files that go through the model in one forward pass."""
     results, tensors, good = [], [], []
     for path in paths:
         try:

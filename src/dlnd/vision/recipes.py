@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlnd.config import positive_int, text, unit_interval
 from dlnd.data import resolve
 from dlnd.errors import UserError
 from dlnd.recipes import Option, Recipe, register
@@ -179,7 +180,7 @@ MNIST_DEFAULTS = {
 }
 MNIST_QUICK = {"epochs": 3, "batch_size": 64}
 
-register(
+MNIST_MLP = register(
     Recipe(
         name="mnist-mlp",
         summary="The course's 784-512-512-10 multilayer perceptron (ReLU, dropout) on MNIST.",
@@ -193,7 +194,7 @@ register(
     )
 )
 
-register(
+MNIST_CNN = register(
     Recipe(
         name="mnist-cnn",
         summary="Conv -> ReLU -> max-pool blocks and fully connected layers on MNIST.",
@@ -207,7 +208,7 @@ register(
     )
 )
 
-register(
+FASHION_MNIST = register(
     Recipe(
         name="fashion-mnist",
         summary="The MNIST models (--model mlp|cnn) on Fashion-MNIST clothing pictures.",
@@ -215,7 +216,7 @@ register(
         target="test accuracy >= 90% (cnn)",
         run=run_fashion_mnist,
         options=(
-            Option("--model", str, "cnn", "network", choices=("mlp", "cnn")),
+            Option("--model", text, "cnn", "network", choices=("mlp", "cnn")),
             *TRAINER_OPTIONS,
         ),
         defaults=MNIST_DEFAULTS,
@@ -225,7 +226,9 @@ register(
 )
 
 
-WIDTH_OPTION = Option("--width", int, 64, "channels of the first stage (later stages double it)")
+WIDTH_OPTION = Option(
+    "--width", positive_int, 64, "channels of the first stage (later stages double it)"
+)
 
 
 # --- CIFAR-10 --------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ def run_cifar10(ctx: RunContext) -> dict[str, Any]:
     )
 
 
-register(
+CIFAR10_CNN = register(
     Recipe(
         name="cifar10-cnn",
         summary="A small residual CNN with batched augmentation, bf16 and one-cycle SGD "
@@ -252,7 +255,12 @@ register(
         target="test accuracy >= 85% in 15 minutes on 2 CPU cores",
         run=run_cifar10,
         options=(
-            Option("--label-smoothing", float, 0.2, "share of the target spread over all classes"),
+            Option(
+                "--label-smoothing",
+                unit_interval,
+                0.2,
+                "share of the target spread over all classes",
+            ),
             WIDTH_OPTION,
             *TRAINER_OPTIONS,
         ),
@@ -303,7 +311,7 @@ def run_image_classifier(ctx: RunContext) -> dict[str, Any]:
     )
 
 
-register(
+IMAGE_CLASSIFIER = register(
     Recipe(
         name="image-classifier",
         summary="Train a CNN on your own photos: any ImageFolder tree DIR/<class>/*.jpg.",
@@ -311,8 +319,10 @@ register(
         target="validation accuracy well above chance",
         run=run_image_classifier,
         options=(
-            Option("--image-size", int, 64, "images are resized and centre-cropped to this"),
-            Option("--model", str, "resnet", "network", choices=("resnet", "cnn")),
+            Option(
+                "--image-size", positive_int, 64, "images are resized and centre-cropped to this"
+            ),
+            Option("--model", text, "resnet", "network", choices=("resnet", "cnn")),
             WIDTH_OPTION,
             *TRAINER_OPTIONS,
         ),
@@ -357,7 +367,7 @@ def run_conv_filters(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-register(
+CONV_FILTERS = register(
     Recipe(
         name="conv-filters",
         summary="Edge filters as a fixed nn.Conv2d: convolution, ReLU and max-pool, made visible.",
@@ -365,7 +375,7 @@ register(
         target="vertical edges light the vertical filter, horizontal ones the horizontal filter",
         run=run_conv_filters,
         options=(
-            Option("--image", str, None, "an image file to filter instead of the road photo"),
+            Option("--image", text, None, "an image file to filter instead of the road photo"),
         ),
     )
 )
