@@ -17,6 +17,7 @@
   const chart = document.getElementById("tabular-chart");
   const caption = document.getElementById("tabular-chart-caption");
   let models = [];
+  let latest = 0; // the newest prediction asked for; answers to older ones are dropped
 
   const current = () => models.find((m) => m.name === select.value);
   const describe = (f) => [f.label || f.name, f.unit ? `(${f.unit})` : ""].join(" ").trim();
@@ -92,6 +93,7 @@
     const model = current();
     if (!model) return;
     const features = featureValues(model);
+    const ticket = ++latest;
     dlnd.showStatus(status, "Asking the model...");
     try {
       const reply = await dlnd.api(dlnd.predictUrl(model), {
@@ -99,10 +101,14 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ features }),
       });
+      if (ticket !== latest) return;
       showAnswer(model, reply.predictions[0]);
       dlnd.showStatus(status, `${model.name}: ${model.target.label || model.target.name}`);
-      if (model.chart_over && model.task === "tabular-regression") await drawChart(model, features);
+      if (model.chart_over && model.task === "tabular-regression") {
+        await drawChart(model, features, ticket);
+      }
     } catch (error) {
+      if (ticket !== latest) return;
       answer.textContent = "";
       delete answer.dataset.value;
       chartFigure.hidden = true;
@@ -119,7 +125,7 @@
     return element;
   }
 
-  async function drawChart(model, features) {
+  async function drawChart(model, features, ticket) {
     const swept = model.features.find((f) => f.name === model.chart_over);
     if (!swept || swept.minimum === undefined) return;
     const xs = [];
@@ -130,6 +136,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ rows }),
     });
+    if (ticket !== latest) return;
     const ys = reply.predictions.map((p) => p.value);
     plot(xs, ys, features[swept.name]);
     caption.textContent = `Predicted ${model.target.label || model.target.name} ` +
@@ -167,6 +174,7 @@
     }
     chart.replaceChildren(...parts);
     chart.dataset.points = String(xs.length);
+    chart.dataset.chosen = String(chosen);
   }
 
   // ---- Start -------------------------------------------------------------------------
