@@ -144,10 +144,11 @@ def execute(
     ctx = RunContext(
         recipe=recipe, cfg=cfg, run_dir=run_dir, is_main=place.is_main, resumed=resumed
     )
-    ctx.write_config()
-    ctx.info(f"{recipe.name}: writing to {run_dir}")
-    seed_everything(cfg["seed"], recipe.framework)
+    # From here on the folder exists: every way out says what it leaves behind.
     try:
+        ctx.write_config()
+        ctx.info(f"{recipe.name}: writing to {run_dir}")
+        seed_everything(cfg["seed"], recipe.framework)
         metrics = recipe.run(ctx)
     except UserError:
         # A run refused before its first epoch (missing data, bad option) leaves no folder.

@@ -7,6 +7,7 @@ import gc
 import os
 from pathlib import Path
 
+from dlnd.config import non_negative_float, positive_float, positive_int
 from dlnd.errors import UserError
 from dlnd.serve import defaults
 from dlnd.serve.extras import import_extra
@@ -15,27 +16,6 @@ MODEL_FORMATS = ("onnx", "torchscript")
 
 
 API_KEY_VARIABLE = "DLND_API_KEY"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
