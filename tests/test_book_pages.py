@@ -152,4 +152,7 @@ def test_a_list_right_under_a_paragraph_is_a_list():
 
 
 def test_sphinx_roles_become_code():
-    assert "<code>dlnd.trainer.fit</code>" in render("See :func:`dlnd.trainer.fit`.")
+    html = render("See :func:`dlnd.trainer.fit` and :class:`~dlnd.loop.Task`.")
+    assert html == (
+        "<p>See <code>dlnd.trainer.fit</code> and <code>dlnd.loop.Task</code>.</p>"
+    )

@@ -48,10 +48,11 @@ def separate_lists(lines: list[str]) -> list[str]:
 
 
 class BookPreprocessor(Preprocessor):
-    """Lists separated, then roles and formulas replaced outside inline code."""
+    """Lists separated and roles made code, then formulas replaced outside inline code."""
 
     def run(self, lines: list[str]) -> list[str]:
         text = "\n".join(separate_lists(lines))
+        text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)  # the role's own backticks: code
         pieces, start = [], 0
         for match in _CODE_SPAN.finditer(text):
             pieces.append(self._convert(text[start : match.start()]))
@@ -64,7 +65,6 @@ class BookPreprocessor(Preprocessor):
         def stash(match: re.Match, display: bool) -> str:
             return self.md.htmlStash.store(to_mathml(match.group(1), display))
 
-        text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
         text = _DISPLAY.sub(lambda m: stash(m, True), text)
         return _INLINE.sub(lambda m: stash(m, False), text)
 
