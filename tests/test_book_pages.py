@@ -153,6 +153,4 @@ def test_a_list_right_under_a_paragraph_is_a_list():
 
 def test_sphinx_roles_become_code():
     html = render("See :func:`dlnd.trainer.fit` and :class:`~dlnd.loop.Task`.")
-    assert html == (
-        "<p>See <code>dlnd.trainer.fit</code> and <code>dlnd.loop.Task</code>.</p>"
-    )
+    assert html == ("<p>See <code>dlnd.trainer.fit</code> and <code>dlnd.loop.Task</code>.</p>")

@@ -203,12 +203,14 @@ class DlndMagics(Magics):
         from dlnd.launch import execute, seed_everything
         from dlnd.recipes import resolve_config
 
-        parser = recipe_parser(cell_recipe())
+        options = cell_recipe()  # its flags, before the cell has made a model
+        parser = recipe_parser(options)
         parser.prog = "%%dlnd_fit"
         try:
             given = vars(parser.parse_args(shlex.split(line)))
-            cfg = resolve_config(cell_recipe(), given)
-            seed_everything(cfg["seed"])  # the model the cell builds starts from the seed
+            cfg = resolve_config(options, given)
+            # the model the cell builds starts from the seed
+            seed_everything(cfg["seed"], options.framework)
             self.shell.ex(self.shell.transform_cell(cell))
             recipe = cell_recipe(notebook_objects(self.shell.user_ns, cfg))
             with notebook_progress():
