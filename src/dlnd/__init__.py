@@ -13,3 +13,10 @@ def run_recipe(name: str, **options):
     from dlnd.launch import run_recipe as _run_recipe
 
     return _run_recipe(name, **options)
+
+
+def load_ipython_extension(shell):
+    """``%load_ext dlnd``: the ``%dlnd`` and ``%%dlnd_fit`` magics (see :mod:`dlnd.notebook`)."""
+    from dlnd.notebook.magics import load_ipython_extension as _load
+
+    _load(shell)

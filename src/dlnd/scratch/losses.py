@@ -31,6 +31,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return shifted
 
 
+def one_hot(labels: np.ndarray, n_classes: int, dtype: type = np.float32) -> np.ndarray:
+    """``labels`` (integers in 0..n_classes-1, any shape) -> ``(*labels.shape, n_classes)`` with
+    a 1 at each label's position and 0 elsewhere: row k of the identity matrix for label k."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(
+            f"labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}"
+        )
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """log softmax(z) = z - m - log sum_k e^(z_k - m), m = max_k z_k (log-sum-exp); z: (N, C)."""
     shifted = z - z.max(axis=1, keepdims=True)
