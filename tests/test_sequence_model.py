@@ -21,7 +21,7 @@ from dlnd.sequence.corpus import (
     split_tail,
     wrap,
 )
-from dlnd.sequence.language_model import LanguageModel, lstm_cell, sample_next
+from dlnd.sequence.language_model import LanguageModel, adaptive_cutoffs, lstm_cell, sample_next
 from dlnd.sequence.language_task import LanguageModelTask
 from dlnd.sequence.sampling import check_settings, continuation, write
 from dlnd.text import CharVocabulary, WordVocabulary
@@ -45,6 +45,22 @@ def test_forward_returns_logits_state_and_the_cross_entropy():
     by_hand = -torch.log_softmax(logits, -1).gather(-1, targets[..., None]).mean()
     torch.testing.assert_close(loss, by_hand)
     assert model(tokens).loss is None
+
+
+def test_an_adaptive_softmax_scores_every_token_and_its_loss_is_the_cross_entropy():
+    torch.manual_seed(0)
+    model = LanguageModel(50, 6, 32, layers=1, cutoffs=adaptive_cutoffs(50)).eval()
+    assert adaptive_cutoffs(50) == (5, 25) and adaptive_cutoffs(2) == ()
+    tokens, targets = torch.randint(0, 50, (2, 5)), torch.randint(0, 50, (2, 5))
+    log_probabilities = model(tokens).logits
+    torch.testing.assert_close(log_probabilities.exp().sum(-1), torch.ones(2, 5))
+    logits, _, loss = model(tokens, targets=targets)
+    assert logits is None
+    by_hand = -log_probabilities.gather(-1, targets[..., None]).mean()
+    torch.testing.assert_close(loss, by_hand)
+    state = (torch.zeros(1, 2, 32), torch.zeros(1, 2, 32))
+    step_scores, _ = model.step(tokens[:, 0], state)
+    torch.testing.assert_close(step_scores, log_probabilities[:, 0])
 
 
 def test_carrying_the_state_equals_reading_the_whole_sequence():
@@ -82,6 +98,11 @@ def test_forget_gates_start_open():
     for layer in range(2):
         total = getattr(model.lstm, f"bias_ih_l{layer}") + getattr(model.lstm, f"bias_hh_l{layer}")
         assert torch.all(total[4:8] == 1.0)
+
+
+def test_an_adaptive_softmax_needs_room_for_its_clusters():
+    with pytest.raises(ValueError, match="hidden_size"):
+        LanguageModel(50, 4, 8, cutoffs=(5, 25))
 
 
 # ------------------------------------------------------------------------------ sampling

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from dlnd.cli import main
 from dlnd.runs import read_metrics
-from dlnd.sequence.sampling import load_language_model
+from dlnd.sequence.sampling import load_language_model, write_from_run
 from dlnd.store import MODEL_FILE, load_tensors
 
 
@@ -101,6 +102,23 @@ def test_tv_script_writes_a_scene_primed_with_a_name(tmp_path):
     lines = scene.splitlines()
     assert scene.startswith("jerry:") and len(lines) > 3
     assert all(":" in line.split()[0] for line in lines[1:-1] if line.split())
+    (more,) = write_from_run(run_dir, "Elaine:", 30, seed=1)
+    assert more == write_from_run(run_dir, "Elaine:", 30, seed=1)[0] and "<unk>" not in more
+
+
+@pytest.mark.parametrize(
+    ("name", "vocabulary"), [("char-rnn", (70, 90)), ("tv-script", (15_000, 25_000))]
+)
+def test_language_models_on_the_real_corpora(tmp_path, shared_data, name, vocabulary):
+    flags = ("--train-limit", "20000", "--epochs", "1", "--data-dir", str(shared_data))
+    out = tmp_path / "runs"
+    assert main(["run", name, "--quick", "--out", str(out), *flags]) == 0
+    run_dir = max((out / name).iterdir())
+    metrics = json.loads((run_dir / "final.json").read_text())["metrics"]
+    assert math.isfinite(metrics["val_loss"])
+    _, vocab = load_language_model(run_dir)
+    assert vocabulary[0] <= len(vocab) <= vocabulary[1]
+    assert (run_dir / "texts" / "sample_best_model.txt").exists()
 
 
 def test_sine_wave_beats_persistence_and_plots(tmp_path):

@@ -2,7 +2,7 @@
 
     tokens (N, T) -> embedding (N, T, E) -> LSTM layers (N, T, H) -> dropout -> linear (N, T, V)
 
-The logits at step t score every token of the vocabulary as the token at t + 1; training
+The scores at step t rate every token of the vocabulary as the token at t + 1; training
 minimises the cross-entropy between them and the text shifted by one (in nats per token;
 divided by ln 2 it is the bits per character of a character model, exp of it the
 perplexity of a word model). The LSTM's state ``(h, c)`` after a window is the memory of
@@ -14,6 +14,13 @@ Writing text is sampling one token at a time from the predicted distribution and
 back in (:meth:`LanguageModel.generate`). The distribution is softmax(logits / temperature):
 a temperature below 1 sharpens it (safer, more repetitive text), above 1 flattens it; top-k
 keeps only the k likeliest tokens. N streams are sampled at once, as one batch.
+
+With a large vocabulary (tens of thousands of words) the output layer costs more than the
+LSTM. ``cutoffs`` then give the model an adaptive softmax (Grave et al. 2017): the frequent
+words (ids below the first cutoff; a vocabulary numbers its tokens by frequency) and one
+entry per rarer cluster are scored by a full layer, the rarer words only inside their
+cluster, through a smaller projection. Most tokens are frequent, so the loss costs a few
+times less; the distribution over all words is still exact (``log_prob``).
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, H)
 
 
 class Output(NamedTuple):
-    """What :meth:`LanguageModel.forward` returns: logits (N, T, V), the state after the last
-    step, and the mean cross-entropy in nats when targets were given (else ``None``)."""
+    """What :meth:`LanguageModel.forward` returns: scores (N, T, V) whose softmax is the
+    next-token distribution, the state after the last step, and the mean cross-entropy in
+    nats when targets were given (else ``None``). An adaptive softmax scores with
+    log-probabilities, and computes the loss without them (then ``logits`` is ``None``)."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     state: State
     loss: torch.Tensor | None
 
@@ -39,7 +48,8 @@ class Output(NamedTuple):
 class LanguageModel(nn.Module):
     """An LSTM language model over a vocabulary of ``vocab_size`` tokens.
 
-    ``dropout`` applies between LSTM layers and before the output layer (training only).
+    ``dropout`` applies between LSTM layers and before the output layer (training only);
+    ``cutoffs`` (increasing ids) make the output an adaptive softmax, () a linear layer.
     """
 
     def __init__(
@@ -49,8 +59,15 @@ class LanguageModel(nn.Module):
         hidden_size: int = 512,
         layers: int = 2,
         dropout: float = 0.0,
+        cutoffs: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
+        # the adaptive softmax projects cluster k's features to hidden_size / 4^k dimensions
+        if cutoffs and hidden_size < 4 ** len(cutoffs):
+            raise ValueError(
+                f"an adaptive softmax with {len(cutoffs)} rare clusters needs hidden_size >= "
+                f"{4 ** len(cutoffs)}, got {hidden_size}."
+            )
         self.vocab_size, self.hidden_size, self.layers = vocab_size, hidden_size, layers
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.lstm = nn.LSTM(
@@ -61,7 +78,11 @@ class LanguageModel(nn.Module):
             batch_first=True,
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
+        self.head: nn.Module = (
+            nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, list(cutoffs), div_value=4.0)
+            if cutoffs
+            else nn.Linear(hidden_size, vocab_size)
+        )
         self.open_forget_gates()
 
     def open_forget_gates(self, bias: float = 1.0) -> None:
@@ -84,12 +105,24 @@ class LanguageModel(nn.Module):
         """tokens (N, T) int64, state from the previous window or ``None`` (zeros),
         targets (N, T) the next tokens -> :class:`Output`."""
         outputs, state = self.lstm(self.embedding(tokens), state)
-        logits = self.head(self.dropout(outputs))
+        features = self.dropout(outputs)
+        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            loss = self.head(features.flatten(0, 1), targets.flatten()).loss
+            return Output(None, state, loss)
+        logits = self.scores(features)
         loss = None
         if targets is not None:
             # in float32 even under bf16 autocast: the log-softmax of many classes needs it
             loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         return Output(logits, state, loss)
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs (..., H) -> next-token scores (..., V): logits of the linear layer,
+        or the adaptive softmax's log-probabilities (softmax of either is the distribution)."""
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            flat = self.head.log_prob(features.reshape(-1, features.shape[-1]))
+            return flat.view(*features.shape[:-1], -1)
+        return self.head(features)
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One time step for one token per stream: tokens (N,) -> logits (N, V), new state.
@@ -106,7 +139,7 @@ class LanguageModel(nn.Module):
             hidden.append(h)
             cell.append(c)
             x = h  # dropout between layers is off outside training
-        return self.head(x), (torch.stack(hidden), torch.stack(cell))
+        return self.scores(x), (torch.stack(hidden), torch.stack(cell))
 
     @torch.inference_mode()
     def generate(
@@ -132,7 +165,7 @@ class LanguageModel(nn.Module):
         self.eval()  # no dropout while writing
         try:
             # The whole prime in one forward pass; its last logits predict the first new token.
-            logits, state, _ = self(prime.to(self.head.weight.device))
+            logits, state, _ = self(prime.to(self.embedding.weight.device))
             logits = logits[:, -1]
             written = torch.empty(prime.shape[0], length, dtype=torch.long)
             for t in range(length):
@@ -147,6 +180,12 @@ class LanguageModel(nn.Module):
 _LSTM_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
+def adaptive_cutoffs(vocab_size: int) -> tuple[int, ...]:
+    """Cluster boundaries for an adaptive softmax over ``vocab_size`` tokens numbered by
+    frequency: the most frequent tenth, the next four tenths, the rest."""
+    return tuple(c for c in sorted({vocab_size // 10, vocab_size // 2}) if 1 <= c < vocab_size - 1)
+
+
 def lstm_cell(
     x: torch.Tensor,
     h: torch.Tensor,
@@ -158,14 +197,14 @@ def lstm_cell(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM step with ``nn.LSTM``'s weights: x (N, I), h and c (N, H) -> new (h, c).
 
-    The four gates, by their textbook names and the course's:
+    The four gates, by their textbook names, and the course's four gates built from them:
 
-        i = sigmoid(z_i)   input gate ("learn": how much of the candidate to write)
-        f = sigmoid(z_f)   forget gate ("forget": how much of the cell state to keep)
-        g = tanh(z_g)      cell candidate (what could be learned from x and h)
-        o = sigmoid(z_o)   output gate ("use": how much of the cell state to show)
-        c' = f * c + i * g           the long-term memory ("remember")
-        h' = o * tanh(c')            the short-term memory, and the layer's output
+        f = sigmoid(z_f)   forget gate          forget gate:   f * c, the memory kept
+        i = sigmoid(z_i)   input gate           learn gate:    i * g, the memory learned
+        g = tanh(z_g)      cell candidate
+        o = sigmoid(z_o)   output gate
+        c' = f * c + i * g                      remember gate: the new long-term memory
+        h' = o * tanh(c')                       use gate:      the new short-term memory
 
     where [z_i, z_f, z_g, z_o] = W_ih x + b_ih + W_hh h + b_hh, in torch's row order.
     """
