@@ -238,6 +238,9 @@ def test_every_epoch_has_as_many_windows_and_its_own_start():
     assert task.train_batches(2, two)[0][0].shape == (2, 9)
     with pytest.raises(UserError, match="multiple of the 3 processes"):
         task.train_batches(1, DistState(rank=0, world_size=3, local_rank=0))
+    task.val_ids = torch.arange(100)
+    with pytest.raises(UserError, match="larger --val-fraction"):
+        task.eval_batches(one)
 
 
 # ------------------------------------------------------------------------------ corpora

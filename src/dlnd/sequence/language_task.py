@@ -101,6 +101,11 @@ class LanguageModelTask(Task):
     def eval_batches(self, dist: DistState) -> list[Window]:
         self.eval_state = None
         rows = max(VALIDATION_ROWS // dist.world_size, 1) * dist.world_size
+        if len(self.val_ids) <= rows * self.seq_len:
+            raise UserError(
+                f"The held-out text has {len(self.val_ids)} tokens, too few for {rows} rows of "
+                f"{self.seq_len}; use a larger --val-fraction or a smaller --seq-len."
+            )
         windows = ordered_windows(self.val_ids, rows, self.seq_len)
         return shard_rows(windows, dist.rank, dist.world_size)
 
