@@ -1,0 +1,11 @@
+"""Recurrent models on sequences: language models that read and write text, and an RNN that
+predicts a time series.
+
+- :mod:`dlnd.sequence.language_model`: the LSTM language model, its loss and its sampling;
+- :mod:`dlnd.sequence.corpus`: the corpora, the held-out tail, ordered windows;
+- :mod:`dlnd.sequence.language_task`: training it with the shared loop, state carried
+  across batches (truncated backpropagation through time);
+- :mod:`dlnd.sequence.sampling`: writing text from a prime or from a run directory;
+- :mod:`dlnd.sequence.series`: the ``sine-wave`` recipe's data, model and plots;
+- :mod:`dlnd.sequence.recipes`: ``char-rnn``, ``tv-script``, ``sine-wave``.
+"""

@@ -1,0 +1,234 @@
+"""A recurrent language model: it reads tokens and predicts the next one, and it writes text.
+
+    tokens (N, T) -> embedding (N, T, E) -> LSTM layers (N, T, H) -> dropout -> linear (N, T, V)
+
+The scores at step t rate every token of the vocabulary as the token at t + 1; training
+minimises the cross-entropy between them and the text shifted by one (in nats per token;
+divided by ln 2 it is the bits per character of a character model, exp of it the
+perplexity of a word model). The LSTM's state ``(h, c)`` after a window is the memory of
+everything read so far: feeding it back in with the next window lets the model use context
+older than one window (truncated backpropagation through time: the state is carried, the
+gradient is not).
+
+Writing text is sampling one token at a time from the predicted distribution and feeding it
+back in (:meth:`LanguageModel.generate`). The distribution is softmax(logits / temperature):
+a temperature below 1 sharpens it (safer, more repetitive text), above 1 flattens it; top-k
+keeps only the k likeliest tokens. N streams are sampled at once, as one batch.
+
+With a large vocabulary (tens of thousands of words) the output layer costs more than the
+LSTM. ``cutoffs`` then give the model an adaptive softmax (Grave et al. 2017): the frequent
+words (ids below the first cutoff; a vocabulary numbers its tokens by frequency) and one
+entry per rarer cluster are scored by a full layer, the rarer words only inside their
+cluster, through a smaller projection. Most tokens are frequent, so the loss costs a few
+times less; the distribution over all words is still exact (``log_prob``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, H)
+
+
+class Output(NamedTuple):
+    """What :meth:`LanguageModel.forward` returns: scores (N, T, V) whose softmax is the
+    next-token distribution, the state after the last step, and the mean cross-entropy in
+    nats when targets were given (else ``None``). An adaptive softmax scores with
+    log-probabilities, and computes the loss without them (then ``logits`` is ``None``)."""
+
+    logits: torch.Tensor | None
+    state: State
+    loss: torch.Tensor | None
+
+
+class LanguageModel(nn.Module):
+    """An LSTM language model over a vocabulary of ``vocab_size`` tokens.
+
+    ``dropout`` applies between LSTM layers and before the output layer (training only);
+    ``cutoffs`` (increasing ids) make the output an adaptive softmax, () a linear layer.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int = 64,
+        hidden_size: int = 512,
+        layers: int = 2,
+        dropout: float = 0.0,
+        cutoffs: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__()
+        # the adaptive softmax projects cluster k's features to hidden_size / 4^k dimensions
+        if cutoffs and hidden_size < 4 ** len(cutoffs):
+            raise ValueError(
+                f"an adaptive softmax with {len(cutoffs)} rare clusters needs hidden_size >= "
+                f"{4 ** len(cutoffs)}, got {hidden_size}."
+            )
+        self.vocab_size, self.hidden_size, self.layers = vocab_size, hidden_size, layers
+        self.embedding = nn.Embedding(vocab_size, embedding_size)
+        self.lstm = nn.LSTM(
+            embedding_size,
+            hidden_size,
+            layers,
+            dropout=dropout if layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head: nn.Module = (
+            nn.AdaptiveLogSoftmaxWithLoss(hidden_size, vocab_size, list(cutoffs), div_value=4.0)
+            if cutoffs
+            else nn.Linear(hidden_size, vocab_size)
+        )
+        self.open_forget_gates()
+
+    def open_forget_gates(self, bias: float = 1.0) -> None:
+        """Start every forget gate's bias at ``bias`` so that f_t = sigmoid(z_f) starts near
+        0.73 instead of 0.5: the cell state, and its gradient, then survive many steps from
+        the first update (Jozefowicz, Zaremba & Sutskever 2015). Rows H..2H of torch's gate
+        order (input, forget, cell candidate, output) are the forget gate's."""
+        H = self.hidden_size
+        with torch.no_grad():
+            for layer in range(self.layers):
+                getattr(self.lstm, f"bias_ih_l{layer}")[H : 2 * H].fill_(bias)
+                getattr(self.lstm, f"bias_hh_l{layer}")[H : 2 * H].zero_()
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        state: State | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> Output:
+        """tokens (N, T) int64, state from the previous window or ``None`` (zeros),
+        targets (N, T) the next tokens -> :class:`Output`."""
+        outputs, state = self.lstm(self.embedding(tokens), state)
+        features = self.dropout(outputs)
+        if targets is not None and isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            loss = self.head(features.flatten(0, 1), targets.flatten()).loss
+            return Output(None, state, loss)
+        logits = self.scores(features)
+        loss = None
+        if targets is not None:
+            # in float32 even under bf16 autocast: the log-softmax of many classes needs it
+            loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        return Output(logits, state, loss)
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs (..., H) -> next-token scores (..., V): logits of the linear layer,
+        or the adaptive softmax's log-probabilities (softmax of either is the distribution)."""
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            flat = self.head.log_prob(features.reshape(-1, features.shape[-1]))
+            return flat.view(*features.shape[:-1], -1)
+        return self.head(features)
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One time step for one token per stream: tokens (N,) -> logits (N, V), new state.
+
+        The same function as ``forward`` on windows of length 1, with each LSTM layer
+        written out gate by gate. For one step at a time this is several times faster on a
+        CPU than calling ``nn.LSTM``, which prepares its whole-sequence kernels on every call.
+        """
+        x = self.embedding(tokens)
+        hidden, cell = [], []
+        for layer in range(self.layers):
+            weights = [getattr(self.lstm, f"{name}_l{layer}") for name in _LSTM_PARAMETERS]
+            h, c = lstm_cell(x, state[0][layer], state[1][layer], *weights)
+            hidden.append(h)
+            cell.append(c)
+            x = h  # dropout between layers is off outside training
+        return self.scores(x), (torch.stack(hidden), torch.stack(cell))
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prime: torch.Tensor,
+        length: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        exclude: tuple[int, ...] = (),
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample ``length`` tokens after ``prime`` (P,) or (N, P), one stream per row.
+
+        Returns the new tokens (N, length). Tokens in ``exclude`` (the unknown token, say)
+        are never drawn; ``generator`` makes the draws repeatable.
+        """
+        if prime.dim() == 1:
+            prime = prime.unsqueeze(0)
+        if prime.shape[1] == 0:
+            raise ValueError("the prime must hold at least one token.")
+        was_training = self.training
+        self.eval()  # no dropout while writing
+        try:
+            # The whole prime in one forward pass; its last logits predict the first new token.
+            logits, state, _ = self(prime.to(self.embedding.weight.device))
+            logits = logits[:, -1]
+            written = torch.empty(prime.shape[0], length, dtype=torch.long)
+            for t in range(length):
+                token = sample_next(logits, temperature, top_k, exclude, generator)
+                written[:, t] = token
+                logits, state = self.step(token.to(logits.device), state)
+        finally:
+            self.train(was_training)
+        return written
+
+
+_LSTM_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def adaptive_cutoffs(vocab_size: int) -> tuple[int, ...]:
+    """Cluster boundaries for an adaptive softmax over ``vocab_size`` tokens numbered by
+    frequency: the most frequent tenth, the next four tenths, the rest."""
+    return tuple(c for c in sorted({vocab_size // 10, vocab_size // 2}) if 1 <= c < vocab_size - 1)
+
+
+def lstm_cell(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor,
+    bias_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step with ``nn.LSTM``'s weights: x (N, I), h and c (N, H) -> new (h, c).
+
+    The four gates, by their textbook names, and the course's four gates built from them:
+
+        f = sigmoid(z_f)   forget gate          forget gate:   f * c, the memory kept
+        i = sigmoid(z_i)   input gate           learn gate:    i * g, the memory learned
+        g = tanh(z_g)      cell candidate
+        o = sigmoid(z_o)   output gate
+        c' = f * c + i * g                      remember gate: the new long-term memory
+        h' = o * tanh(c')                       use gate:      the new short-term memory
+
+    where [z_i, z_f, z_g, z_o] = W_ih x + b_ih + W_hh h + b_hh, in torch's row order.
+    """
+    z = torch.addmm(bias_ih, x, weight_ih.t()) + torch.addmm(bias_hh, h, weight_hh.t())
+    z_i, z_f, z_g, z_o = z.chunk(4, dim=1)
+    c = torch.sigmoid(z_f) * c + torch.sigmoid(z_i) * torch.tanh(z_g)
+    h = torch.sigmoid(z_o) * torch.tanh(c)
+    return h, c
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    exclude: tuple[int, ...] = (),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature), restricted to the ``top_k``
+    likeliest tokens not in ``exclude``: logits (N, V) -> tokens (N,) on the CPU."""
+    scores = logits.detach().float().cpu() / temperature
+    if exclude:
+        scores[:, list(exclude)] = -torch.inf
+    if top_k is not None and top_k < scores.shape[1]:
+        kth_best = scores.topk(top_k, dim=1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth_best, -torch.inf)
+    probabilities = torch.softmax(scores, dim=1)
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
