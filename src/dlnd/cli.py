@@ -23,7 +23,12 @@ from dlnd.report import format_metric, metrics_summary, print_table
 __all__ = ["build_parser", "execute", "main", "recipe_parser", "resolve_config", "run_recipe"]
 
 # Modules that add their own subcommands through ``register(subparsers)``.
-COMMAND_MODULES = ("dlnd.data.commands", "dlnd.vision.commands", "dlnd.serve.commands")
+COMMAND_MODULES = (
+    "dlnd.data.commands",
+    "dlnd.vision.commands",
+    "dlnd.serve.commands",
+    "dlnd.generative.commands",
+)
 
 
 class Parser(argparse.ArgumentParser):

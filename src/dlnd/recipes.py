@@ -32,7 +32,12 @@ __all__ = ["Option", "Recipe", "all_recipes", "get_recipe", "register", "resolve
 
 # Modules whose import registers recipes, in the order `dlnd list` shows them. Users add
 # their own with DLND_RECIPE_MODULES=package.module[,other.module].
-RECIPE_MODULES = ("dlnd.scratch.recipes", "dlnd.basics", "dlnd.vision.recipes")
+RECIPE_MODULES = (
+    "dlnd.scratch.recipes",
+    "dlnd.basics",
+    "dlnd.vision.recipes",
+    "dlnd.generative.recipes",
+)
 
 FRAMEWORKS = ("pytorch", "numpy")
 
