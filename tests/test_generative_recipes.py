@@ -18,6 +18,7 @@ from PIL import Image
 
 from dlnd import run_recipe
 from dlnd.checkpoint import load_model
+from dlnd.cli import main
 from dlnd.errors import UserError
 from dlnd.store import MODEL_FILE, STATE_FILE, load_tensors
 
@@ -103,7 +104,7 @@ def rows_without_times(run_dir: Path) -> list[dict]:
 
 
 def test_a_killed_and_resumed_gan_ends_equal_to_an_uninterrupted_one(judge_dir, tmp_path):
-    args = ["run", "dcgan", "--quick", "--embedded", "--epochs", "6", "--seed", "2"]
+    args = ["run", "dcgan", "--quick", "--embedded", "--epochs", "5", "--seed", "2"]
     args += ["--judge", str(judge_dir), "--device", "cpu"]
     straight = run_dlnd(*args, "--out", str(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
@@ -135,20 +136,30 @@ def test_a_killed_and_resumed_gan_ends_equal_to_an_uninterrupted_one(judge_dir, 
         assert tensors_a.keys() == tensors_b.keys()
         for key in tensors_a:
             assert torch.equal(tensors_a[key], tensors_b[key]), f"{name}: {key}"
-    for epoch in range(1, 7):  # the fixed-noise grids, also those drawn after the resume
+    for epoch in range(1, 6):  # the fixed-noise grids, also those drawn after the resume
         grid = f"samples/epoch_{epoch:03d}.png"
         assert (a / grid).read_bytes() == (b / grid).read_bytes(), grid
 
 
-def test_sample_writes_the_same_images_for_the_same_seed(dcgan_run, tmp_path):
+def call(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse exits on its own errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_sample_writes_the_same_images_for_the_same_seed(dcgan_run, tmp_path, capsys):
     _, run_dir = dcgan_run
     outputs = []
-    for name, seed in (("one", 7), ("two", 7), ("three", 8)):
-        result = run_dlnd("sample", str(run_dir), "--n", "70", "--seed", str(seed),
-                          "--out", str(tmp_path / name))  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert str(tmp_path / name / "samples.npz") in result.stdout
-        with np.load(tmp_path / name / "samples.npz", allow_pickle=False) as arrays:
+    for name, seed in (("one", "7"), ("two", "7"), ("three", "8")):
+        out = tmp_path / name
+        code, stdout, stderr = call(capsys, "sample", str(run_dir), "--n", "70", "--seed", seed,
+                                    "--out", str(out))  # fmt: skip
+        assert code == 0, stderr
+        assert stdout.split() == [str(out / "samples.png"), str(out / "samples.npz")]
+        with np.load(out / "samples.npz", allow_pickle=False) as arrays:
             outputs.append(arrays["images"])
     assert outputs[0].dtype == np.uint8 and outputs[0].shape == (70, 1, 28, 28)
     assert np.array_equal(outputs[0], outputs[1]) and not np.array_equal(outputs[0], outputs[2])
@@ -158,14 +169,33 @@ def test_sample_writes_the_same_images_for_the_same_seed(dcgan_run, tmp_path):
     assert np.array_equal(gan.generator.generate(70, seed=7).numpy(), outputs[0])
 
 
-def test_sample_refuses_a_run_that_does_not_generate(judge_dir, dcgan_run, tmp_path):
-    result = run_dlnd("sample", str(judge_dir), "--out", str(tmp_path))
-    assert result.returncode == 2
-    assert "run of mnist-cnn, which does not generate" in result.stderr
-    result = run_dlnd("sample", str(dcgan_run[1]), "--n", "0")
-    assert result.returncode == 2 and "expected a positive whole number" in result.stderr
-    result = run_dlnd("sample", str(dcgan_run[1]), "--n", "50001")
-    assert result.returncode == 2 and "--n is at most 50,000" in result.stderr
+def test_sample_through_the_command_line(dcgan_run, tmp_path):
+    result = run_dlnd("sample", str(dcgan_run[1]), "--n", "5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "samples.npz", allow_pickle=False) as arrays:
+        assert arrays["images"].shape == (5, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--n", "0"], "expected a positive whole number"),
+        (["--n", "50001"], "--n is at most 50,000"),
+        (["--seed", "-1"], "expected a whole number >= 0"),
+    ],
+)
+def test_sample_refuses_bad_flags(dcgan_run, tmp_path, capsys, args, message):
+    code, _, err = call(capsys, "sample", str(dcgan_run[1]), *args, "--out", str(tmp_path))
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_sample_refuses_a_run_that_does_not_generate(judge_dir, tmp_path, capsys):
+    code, _, err = call(capsys, "sample", str(judge_dir), "--out", str(tmp_path))
+    assert code == 2
+    assert "run of mnist-cnn, which does not generate" in err
+    code, _, err = call(capsys, "sample", str(tmp_path / "nothing"))
+    assert code == 2 and "is not a run directory" in err
     assert not list(tmp_path.iterdir())
 
 
