@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import tempfile
 import threading
 import time
@@ -167,6 +168,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     budgets = sorted(args.budgets)
+    # The watcher stops dcgan with a simulated Ctrl-C, which a shell ignores for background
+    # jobs unless Python's own handler is installed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     data = mnist_data("mnist", None, seed=0, embedded=False)
     images = torch.cat([data.train.tensors[0], data.val.tensors[0]])
     with tempfile.TemporaryDirectory() as tmp:
@@ -179,7 +183,8 @@ def main() -> None:
     print(
         f"\nMNIST GAN: FID in the features of a mnist-cnn judge (test accuracy "
         f"{judge.description['test_accuracy']:.2%}), {SAMPLES} samples vs {len(data.test)} "
-        f"test images; real-data floor {scorer.floor.fid:.2f}. {os.cpu_count()} CPU cores, "
+        f"test images; real-data floor {scorer.floor.fid:.2f}. {torch.get_num_threads()} "
+        f"threads on {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, {platform.machine()}, {time.strftime('%Y-%m-%d')}"
     )
     print(

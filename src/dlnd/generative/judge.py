@@ -9,8 +9,8 @@ The standard features are Inception-v3's 2048 pool outputs, whose ImageNet weigh
 downloaded. Here the features are the *penultimate layer* (the input of the last linear
 layer) of a classifier that dlnd trained on the same data set, the *judge*; it works
 offline, and its numbers compare runs judged by the same judge (each run records which).
-The Fréchet distance itself is torchmetrics' ``FrechetInceptionDistance`` with the judge as
-its feature extractor.
+The Fréchet distance itself is computed by torchmetrics' ``FrechetInceptionDistance``, fed
+with the judge's features.
 
 **Mode coverage**: the judge's predicted class of every sample. A GAN that collapses onto a
 few modes draws some digits often and others never; the smallest share of a class and the
@@ -40,6 +40,7 @@ __all__ = [
     "SampleScores",
     "Scorer",
     "class_shares",
+    "inception_fid",
     "inception_fid_metric",
     "last_linear",
     "load_judge",

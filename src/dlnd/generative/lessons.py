@@ -44,10 +44,10 @@ from dlnd.trainer import (
     Task,
     TrainConfig,
     batch_indices,
+    eval_indices,
     make_optimizer,
     make_schedule,
 )
-from dlnd.trainer import eval_indices as evaluation_indices
 
 # --- the network ------------------------------------------------------------------------------
 
@@ -125,8 +125,8 @@ class SideBySideTask(Task):
     """Several classifiers, each with its own optimizer, trained on the same batches.
 
     Reports each network's training loss ``loss_<name>`` and validation loss and accuracy
-    (``val_loss_<name>``, ``val_accuracy_<name>``), and keeps the loss of
-    every batch of the first epoch (where the differences show) for the figure.
+    (``val_loss_<name>``, ``val_accuracy_<name>``), and keeps the loss of every batch of the
+    first epoch (where the differences show) for the figure.
     """
 
     monitor = None  # a comparison after a fixed number of epochs: keep the last weights
@@ -165,7 +165,7 @@ class SideBySideTask(Task):
         return IndexedBatches(self.train_set, indices)
 
     def eval_batches(self, dist: DistState) -> IndexedBatches:
-        indices = evaluation_indices(len(self.val_set), self.cfg.eval_batch_size, dist)
+        indices = eval_indices(len(self.val_set), self.cfg.eval_batch_size, dist)
         return IndexedBatches(self.val_set, indices)
 
     def train_step(self, batch: Any, step: Step) -> dict[str, torch.Tensor]:

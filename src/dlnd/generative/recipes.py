@@ -51,9 +51,9 @@ def gan_info(model: str, data: ImageData, cfg: dict[str, Any], dataset: str) -> 
     }
 
 
-# The loop's flags that apply to a GAN: the optimiser is Adam with --beta1 (below), there is
-# no schedule, and early stopping has no validation loss to watch.
-GAN_LOOP_OPTIONS = tuple(o for o in TRAINER_OPTIONS if o.dest in ("bf16", "clip_grad"))
+# The loop's flags that apply to a GAN: the optimiser is Adam with --beta1 (below), and
+# early stopping has no validation loss to watch.
+GAN_LOOP_OPTIONS = tuple(o for o in TRAINER_OPTIONS if o.dest in ("schedule", "clip_grad", "bf16"))
 
 
 def gan_options(width_help: str) -> tuple[Option, ...]:
@@ -216,7 +216,9 @@ DCGAN = register(
             ),
             *gan_options("channels of the generator's largest map (doubling towards z)"),
         ),
-        defaults={"epochs": 20, "batch_size": 64, "lr": 2e-4, "beta1": 0.5},
+        # Tuned on MNIST (FID after 8 epochs: lr 2e-4 287, 5e-4 220, 1e-3 179, 2e-3 146, 4e-3
+        # 149); 120 epochs of 125 batches fit in 15 minutes on 2 CPU cores.
+        defaults={"epochs": 120, "batch_size": 64, "lr": 2e-3, "beta1": 0.5},
         quick={"epochs": 2, "width": 8, "fid_samples": 300},
         build_model=build_model,
     )

@@ -45,7 +45,15 @@ from dlnd.launch import execute
 from dlnd.recipes import get_recipe, resolve_config
 from dlnd.report import table_lines
 from dlnd.runs import FINAL_FILE, RunContext
-from dlnd.trainer import IndexedBatches, Step, Task, TrainConfig, batch_indices, train
+from dlnd.trainer import (
+    IndexedBatches,
+    Step,
+    Task,
+    TrainConfig,
+    batch_indices,
+    make_schedule,
+    train,
+)
 from dlnd.vision.datasets import ImageData
 
 GRID_SIZE = 64  # fixed-noise samples drawn after every epoch (an 8 x 8 grid)
@@ -103,13 +111,13 @@ class GanTask(Task):
     def optimizers(self, total_steps: int) -> dict[str, Any]:
         # Adam with beta1 = 0.5 (Radford et al.): a shorter memory of past gradients suits a
         # game whose loss surface moves under each player at every step.
-        return {
-            name: (
-                torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=(self.beta1, 0.999)),
-                None,
+        made = {}
+        for name, module in self.modules().items():
+            optimizer = torch.optim.Adam(
+                module.parameters(), lr=self.cfg.lr, betas=(self.beta1, 0.999)
             )
-            for name, module in self.modules().items()
-        }
+            made[name] = (optimizer, make_schedule(self.cfg, optimizer, total_steps))
+        return made
 
     def train_batches(self, epoch: int, dist: DistState) -> IndexedBatches:
         indices = batch_indices(
