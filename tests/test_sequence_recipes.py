@@ -79,12 +79,14 @@ def test_bad_sample_settings_exit_2_with_one_sentence(char_run, capsys, flags, f
     assert err.strip().count("\n") == 0 and not out
 
 
-def test_sample_refuses_what_is_not_a_language_model_run(tmp_path, capsys):
+def test_sample_refuses_what_is_not_a_language_model_run(char_run, tmp_path, capsys):
     code, _, err = call(capsys, "sample", str(tmp_path / "nothing"))
     assert code == 2 and "not a run directory" in err
     sine_run, _ = run_quick(tmp_path, "sine-wave", "--epochs", "1")
     code, _, err = call(capsys, "sample", str(sine_run))
-    assert code == 2 and "not a run of a language model" in err
+    assert code == 2 and "is a run of sine-wave, which does not generate" in err
+    code, _, err = call(capsys, "sample", str(char_run), "--out", str(tmp_path))
+    assert code == 2 and "--out do(es) not apply to char-rnn, whose model writes text" in err
 
 
 def test_a_run_rebuilds_from_its_checkpoint(char_run):

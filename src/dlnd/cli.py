@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "dlnd.vision.commands",
     "dlnd.serve.commands",
     "dlnd.book.commands",
-    "dlnd.sequence.commands",
+    "dlnd.sample_command",
 )
 
 

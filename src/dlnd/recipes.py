@@ -38,6 +38,7 @@ RECIPE_MODULES = (
     "dlnd.basics",
     "dlnd.vision.recipes",
     "dlnd.sequence.recipes",
+    "dlnd.generative.recipes",
 )
 
 FRAMEWORKS = ("pytorch", "numpy")

@@ -18,6 +18,8 @@ table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3em .6em;tex
 img{max-width:100%}figure{display:inline-block;margin:1em;vertical-align:top;max-width:520px}
 pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;max-width:900px}"""
 
+FIGURE_SUFFIXES = (".png", ".gif")
+
 
 def format_metric(value: Any) -> str:
     """Four significant digits for floats, ``str`` for everything else."""
@@ -32,25 +34,31 @@ def metrics_summary(metrics: Mapping[str, Any], most: int | None = None) -> str:
     return ", ".join(f"{name}={format_metric(value)}" for name, value in items)
 
 
-def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Left-aligned columns under a dashed rule; lines cut to the terminal's width on a
-    terminal (never in a pipe or a file)."""
+def table_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Left-aligned columns under a dashed rule, one string per line."""
     cells = [list(map(str, header))] + [list(map(str, row)) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """:func:`table_lines` printed; lines cut to the terminal's width on a terminal (never in
+    a pipe or a file)."""
     width = shutil.get_terminal_size((120, 20)).columns
-    for i, row in enumerate(cells):
-        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+    for line in table_lines(header, rows):
         print(line[: max(width, 80)] if sys.stdout.isatty() else line)
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def figure_gallery(plots_dir: Path, href_prefix: str = "plots/") -> str:
-    """HTML ``<figure>`` elements for every PNG in ``plots_dir``, captioned by file name."""
+    """HTML ``<figure>`` elements for every PNG (and GIF animation) in ``plots_dir``,
+    captioned by file name."""
     return "".join(
         f'<figure><img src="{html.escape(href_prefix + p.name)}" alt="{html.escape(p.stem)}">'
         f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>"
-        for p in sorted(Path(plots_dir).glob("*.png"))
+        for p in sorted(Path(plots_dir).glob("*"))
+        if p.suffix in FIGURE_SUFFIXES
     )
 
 
