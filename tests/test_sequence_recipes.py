@@ -86,7 +86,7 @@ def test_sample_refuses_what_is_not_a_language_model_run(char_run, tmp_path, cap
     code, _, err = call(capsys, "sample", str(sine_run))
     assert code == 2 and "is a run of sine-wave, which does not generate" in err
     code, _, err = call(capsys, "sample", str(char_run), "--out", str(tmp_path))
-    assert code == 2 and "--out do(es) not apply to char-rnn, whose model writes text" in err
+    assert code == 2 and "--out does not apply to char-rnn, whose model writes text" in err
 
 
 def test_a_run_rebuilds_from_its_checkpoint(char_run):

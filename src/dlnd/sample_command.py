@@ -53,7 +53,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     ]
     if foreign:
         names = ", ".join("--" + flag.replace("_", "-") for flag in foreign)
-        raise UserError(f"{names} do(es) not apply to {recipe}, whose model writes {kind}.")
+        verb = "does" if len(foreign) == 1 else "do"
+        raise UserError(f"{names} {verb} not apply to {recipe}, whose model writes {kind}.")
     module, function = target.split(":")
     return getattr(importlib.import_module(module), function)(run_dir, args)
 
