@@ -1,0 +1,2 @@
+"""Sequence models and their recipes: word embeddings, sentence classifiers, recurrent
+networks over text."""
