@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dlnd.checkpoint import load_model
-from dlnd.cli import execute, resolve_config
+from dlnd.cli import execute, main, resolve_config
 from dlnd.config import positive_int_list
 from dlnd.errors import UserError
 from dlnd.recipes import get_recipe
@@ -254,6 +254,14 @@ def test_bad_width_lists_say_what_was_expected(bad):
         positive_int_list(bad)
     with pytest.raises(UserError, match="--widths"):
         resolve_config(get_recipe("sentiment-cnn"), {"widths": bad})
+
+
+@pytest.mark.parametrize("name", ["word2vec", "sentiment-rnn", "sentiment-cnn"])
+def test_every_text_recipe_explains_its_options(name, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["run", name, "--help"])
+    assert exit_status.value.code == 0
+    assert "--embedding-dim" in capsys.readouterr().out
 
 
 def quick(name: str, out, **flags):

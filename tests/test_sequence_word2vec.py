@@ -173,7 +173,7 @@ def quick_word2vec(tmp_path, **flags):
         recipe, {"quick": True, "embedded": True, "out": str(tmp_path), "device": "cpu", **flags}
     )
     run_dir = tmp_path / "word2vec"
-    run_dir.mkdir()
+    run_dir.mkdir(parents=True)
     return execute(recipe, cfg, run_dir=run_dir)["metrics"], run_dir
 
 
@@ -195,6 +195,29 @@ def test_quick_word2vec_learns_word_roles_and_saves_the_vectors(tmp_path):
     torch.testing.assert_close(model.vectors, vectors)
     assert meta["info"]["task"] == "word-embeddings"
     json.dumps(meta["info"])
+
+
+@pytest.mark.slow
+def test_resumed_word2vec_ends_where_an_uninterrupted_run_does(tmp_path):
+    whole, whole_dir = quick_word2vec(tmp_path / "whole", epochs=3, schedule="none")
+    recipe = get_recipe("word2vec")
+    flags = {"quick": True, "embedded": True, "out": str(tmp_path / "parts"), "device": "cpu"}
+    first = execute(recipe, resolve_config(recipe, {**flags, "epochs": 1, "schedule": "none"}))
+    again = {**flags, "epochs": 3, "schedule": "none", "resume": first["run_dir"]}
+    resumed = execute(recipe, resolve_config(recipe, again), given=again)
+    assert resumed["metrics"]["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-6)
+    torch.testing.assert_close(
+        load_word_vectors(resumed["run_dir"])[0], load_word_vectors(whole_dir)[0]
+    )
+
+
+def test_the_planned_schedule_keeps_its_epochs_on_resume(tmp_path):
+    recipe = get_recipe("word2vec")
+    flags = {"quick": True, "embedded": True, "out": str(tmp_path), "device": "cpu"}
+    first = execute(recipe, resolve_config(recipe, {**flags, "epochs": 1}))
+    again = {**flags, "epochs": 2, "resume": first["run_dir"]}
+    with pytest.raises(UserError, match="planned for 1 epochs"):
+        execute(recipe, resolve_config(recipe, again), given=again)
 
 
 def test_saved_vectors_are_checked_when_read(tmp_path):

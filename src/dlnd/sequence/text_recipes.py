@@ -49,6 +49,13 @@ WORD2VEC = register(
             ),
             Option("--max-tokens", non_negative_int, 0, "read only the first N words (0 = all)"),
             Option("--words", text, "", "comma-separated words whose neighbours to show"),
+            Option(
+                "--schedule",
+                text,
+                "linear",
+                "learning rate: falling linearly to 0 over the run, or constant",
+                choices=("linear", "none"),
+            ),
         ),
         # --batch-size counts centre words; each brings about window + 1 pairs
         defaults={"epochs": 5, "batch_size": 1024, "lr": 0.2},
@@ -68,7 +75,7 @@ SENTENCE_OPTIONS = (
         "--folds",
         positive_int,
         1,
-        "1: one fixed stratified split (81% train, 9% validation, 10% test); "
+        "1: one fixed stratified split (fold 1 of 10 is the test set); "
         "10: the published 10-fold cross-validation (mean +- std)",
     ),
     Option("--max-folds", non_negative_int, 0, "run only the first N folds (0 = all)"),
@@ -76,7 +83,12 @@ SENTENCE_OPTIONS = (
     Option("--freeze-embeddings", bool, False, "keep the word2vec vectors fixed (Kim's static)"),
     Option("--embedding-dim", positive_int, 300, "size of the word vectors (random start)"),
     Option("--min-count", positive_int, 1, "words seen fewer times in training are unknown"),
-    Option("--dropout", unit_interval, 0.5, "dropout before the output layer"),
+    Option(
+        "--dropout",
+        unit_interval,
+        0.5,
+        "dropout before the output layer (and, in the LSTM, on the word vectors)",
+    ),
     Option("--word-dropout", unit_interval, 0.0, "chance of reading a word as unknown in training"),
 )
 
@@ -107,7 +119,7 @@ SENTIMENT_RNN = register(
             Option("--pooling", text, "max", "outputs -> one vector", choices=POOLINGS),
             *TRAINER_OPTIONS,
         ),
-        defaults={"epochs": 12, "batch_size": 50, "lr": 1e-3},
+        defaults={"epochs": 8, "batch_size": 50, "lr": 1e-3, "word_dropout": 0.25},
         quick={**QUICK_SENTENCES, "hidden_size": 32},
         build_model=build_classifier,
     )
@@ -128,7 +140,7 @@ SENTIMENT_CNN = register(
             Option("--max-norm", positive_float, 3.0, "largest L2 norm of an output weight vector"),
             *TRAINER_OPTIONS,
         ),
-        defaults={"epochs": 25, "batch_size": 50, "lr": 1e-3},
+        defaults={"epochs": 10, "batch_size": 50, "lr": 1e-3},
         quick={**QUICK_SENTENCES, "feature_maps": 16},
         build_model=build_classifier,
     )

@@ -138,6 +138,8 @@ class Word2VecTask(Task):
         # them again costs time, so say so explicitly (PyTorch warns when left implicit).
         torch.sparse.check_sparse_tensor_invariants.disable()
         optimizer = torch.optim.Adagrad(self.model.parameters(), lr=self.cfg.lr)
+        if self.cfg.schedule == "none":
+            return {"model": (optimizer, None)}
         # word2vec's schedule: the rate falls linearly from lr to (almost) 0 over the run
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: max(1.0 - step / total_steps, 1e-4)
