@@ -2,7 +2,8 @@
 
 Runs, one after the other in this process, on the same ten folds:
 
-1. ``word2vec`` on the default corpus (Anna Karenina + Seinfeld + the MR sentences' text);
+1. ``word2vec`` on ``--corpus`` (default: Anna Karenina + Seinfeld + the MR sentences'
+   text; ``text8`` downloads 17 million words of Wikipedia);
 2. ``sentiment-cnn --folds 10`` (Kim's CNN, random vectors: the check against CNN-rand);
 3. ``sentiment-rnn --folds 10`` with random vectors;
 4. ``sentiment-rnn --folds 10 --embeddings <the word2vec run>`` (vectors fine-tuned);
@@ -13,7 +14,7 @@ of each run, and the published figures (Kim 2014; Wang & Manning 2012). Every ru
 normal run folder under ``--out`` (per-fold sub-runs, ``plots/folds.png``).
 
     python benchmarks/sentiment_folds.py [--folds 10] [--max-folds 0] [--out runs/mr-folds]
-                                         [--skip cnn,frozen] [--threads N]
+                                         [--corpus all|text8] [--skip cnn,frozen] [--threads N]
 
 ``--max-folds 2`` gives a quick estimate from the first two folds. Needs ``$DLND_DATA``
 (or ``--data-dir``) with ``sentiment/`` and ``text/``.
@@ -40,9 +41,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--max-folds", type=int, default=0, help="first N folds only (0 = all)")
     parser.add_argument("--out", default="runs/mr-folds", help="folder for the run folders")
+    parser.add_argument("--corpus", default="all", help="word2vec --corpus (text8 when online)")
     parser.add_argument("--skip", default="", help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--data-dir", default=None, help="data folder (default $DLND_DATA)")
+    parser.add_argument(
+        "--quick", action="store_true", help="quick settings on embedded data (checks the script)"
+    )
     return parser.parse_args()
 
 
@@ -61,10 +66,11 @@ def main() -> None:
         "data_dir": args.data_dir,
     }
     rows = []
+    quick = {"quick": True, "embedded": True} if args.quick else {}
 
     def run(label: str, recipe: str, **options) -> dict:
         started = time.time()
-        final = run_recipe(recipe, **options)
+        final = run_recipe(recipe, **options, **quick)
         metrics = final["metrics"]
         rows.append(
             (
@@ -80,8 +86,9 @@ def main() -> None:
 
     vectors = None
     if not {"rnn-word2vec", "frozen"} <= skip:
-        vectors = run("word2vec (vectors)", "word2vec", out=args.out, data_dir=args.data_dir)
-        rows.pop()  # not a classifier: its run folder is printed below
+        vectors = run_recipe(
+            "word2vec", corpus=args.corpus, out=args.out, data_dir=args.data_dir, **quick
+        )
     if "cnn" not in skip:
         run("sentiment-cnn, random vectors", "sentiment-cnn", **common)
     if "rnn" not in skip:

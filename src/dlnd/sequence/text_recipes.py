@@ -120,7 +120,7 @@ SENTIMENT_RNN = register(
             *TRAINER_OPTIONS,
         ),
         defaults={"epochs": 8, "batch_size": 50, "lr": 1e-3, "word_dropout": 0.25},
-        quick={**QUICK_SENTENCES, "hidden_size": 32},
+        quick={**QUICK_SENTENCES, "hidden_size": 32, "word_dropout": 0.0},
         build_model=build_classifier,
     )
 )

@@ -326,8 +326,11 @@ def run_word2vec(ctx: RunContext) -> dict[str, float]:
     vectors = result.model.vectors.detach().cpu()
     if ctx.is_main:
         save_word_vectors(ctx.run_dir, vectors, corpus.vocab, source)
-    probes = [w.strip() for w in options["words"].split(",") if w.strip()] or list(PROBE_WORDS)
-    neighbours = nearest_neighbours(vectors, corpus.vocab, probes)
+    asked = [w.strip().lower() for w in options["words"].split(",") if w.strip()]
+    unknown = [word for word in asked if word not in corpus.vocab]
+    if unknown:
+        ctx.info(f"not in the vocabulary (no neighbours shown): {', '.join(unknown)}")
+    neighbours = nearest_neighbours(vectors, corpus.vocab, asked or list(PROBE_WORDS))
     ctx.save_text(neighbours_text(neighbours), "nearest_neighbours")
     ctx.info(neighbours_text(neighbours).rstrip())
     ctx.save_figure(projection_figure(vectors, corpus.vocab), "projection")
