@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -112,6 +113,14 @@ def test_min_count_and_max_size():
         WordVocabulary.build(text, min_count=0)
     with pytest.raises(ValueError, match="max_size"):
         WordVocabulary.build(text, max_size=1, padding=True)
+
+
+def test_from_counts_is_build_for_tokens_already_split():
+    texts = ["Jerry: hi, you!", "you and you, jerry:"]
+    counts = Counter(t for text in texts for t in split_words(text, punctuation=True))
+    built = WordVocabulary.build(texts, min_count=2, padding=True, punctuation=True)
+    assert WordVocabulary.from_counts(counts, 2, padding=True, punctuation=True) == built
+    assert built.tokens == ("<pad>", "<unk>", "you", "||comma||")  # "Jerry:" != "jerry:"
 
 
 def test_character_vocabulary_round_trip_and_unknowns():

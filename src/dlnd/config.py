@@ -82,6 +82,21 @@ def text(value: Any) -> str:
     return value
 
 
+def positive_int_list(value: Any) -> tuple[int, ...]:
+    """ "3,4,5" (or a sequence of numbers) -> (3, 4, 5): one or more whole numbers >= 1,
+    in the order given."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(positive_int(str(part).strip()) for part in parts)
+    except (argparse.ArgumentTypeError, TypeError):
+        numbers = ()
+    if not numbers:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive whole numbers, got {value!r}"
+        )
+    return numbers
+
+
 @dataclass(frozen=True)
 class Option:
     """A command-line flag of a recipe, e.g. ``Option("--hidden-size", positive_int, 128, "...")``.

@@ -39,6 +39,7 @@ RECIPE_MODULES = (
     "dlnd.vision.recipes",
     "dlnd.sequence.recipes",
     "dlnd.generative.recipes",
+    "dlnd.sequence.text_recipes",
 )
 
 FRAMEWORKS = ("pytorch", "numpy")

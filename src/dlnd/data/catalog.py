@@ -249,6 +249,14 @@ _MR_TAR = Archive(
     keep=("rt-polarity.pos", "rt-polarity.neg"),
 )
 
+# text8: the first 10^8 bytes of an English Wikipedia dump (March 2006), cleaned to lower-case
+# letters and spaces by Matt Mahoney; the standard small corpus for word2vec.
+_TEXT8_ZIP = Archive(
+    "text8.zip",
+    urls=("https://mattmahoney.net/dc/text8.zip",),
+    keep=("text8",),
+)
+
 _HYMENOPTERA_ZIP = Archive(
     "hymenoptera_data.zip",
     urls=("https://download.pytorch.org/tutorial/hymenoptera_data.zip",),
@@ -440,6 +448,29 @@ DATASETS: dict[str, Dataset] = {
                             "456ab68e2694b90ce5cccc384d5e7d8c79e33334856a60333fb5348d3696d3f6",
                             3471475,
                             "project-tv-script-generation/data/Seinfeld_Scripts.txt",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        Dataset(
+            name="text8",
+            folder="text",
+            description="text8: 100 MB (17 million words) of cleaned English Wikipedia, "
+            "lower-case letters and spaces (downloaded as a 31 MB zip)",
+            licence="CC BY-SA (Wikipedia text)",
+            citation="Mahoney, M. (2006). Large text compression benchmark: text8, the first "
+            "10^8 bytes of an English Wikipedia dump, cleaned.",
+            homepage="https://mattmahoney.net/dc/textdata.html",
+            layouts=(
+                Layout(
+                    "plain text (from text8.zip)",
+                    archives=(_TEXT8_ZIP,),
+                    files=(
+                        DataFile(
+                            "text8",
+                            size=100_000_000,
+                            sha256="6e890197040d37d85beb962ae1f041ff1d9a9ca8d20c7d99c85027eebf51dca7",
                         ),
                     ),
                 ),

@@ -391,11 +391,12 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 
 
 def load_corpus(name: str, data_dir: str | Path | None = None) -> str:
-    """The text of a one-file corpus from the catalogue: ``"anna"`` or ``"seinfeld"``."""
+    """The text of a one-file corpus from the catalogue: ``"anna"``, ``"seinfeld"`` or
+    ``"text8"``."""
     dataset = get_dataset(name)
     files = dataset.layouts[0].files
-    if len(files) != 1 or not files[0].path.endswith(".txt"):
-        raise UserError(f"{name} is not a text corpus; expected 'anna' or 'seinfeld'.")
+    if len(files) != 1 or dataset.folder != "text":
+        raise UserError(f"{name} is not a text corpus; expected 'anna', 'seinfeld' or 'text8'.")
     return read_text(resolve(name, data_dir) / files[0].path)
 
 

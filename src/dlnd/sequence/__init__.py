@@ -1,5 +1,5 @@
-"""Recurrent models on sequences: language models that read and write text, and an RNN that
-predicts a time series.
+"""Recurrent and other models on sequences: language models that read and write text, word
+embeddings, sentence classifiers, and an RNN that predicts a time series.
 
 - :mod:`dlnd.sequence.language_model`: the LSTM language model, its loss and its sampling;
 - :mod:`dlnd.sequence.corpus`: the corpora, the held-out tail, ordered windows;
@@ -7,5 +7,7 @@ predicts a time series.
   across batches (truncated backpropagation through time);
 - :mod:`dlnd.sequence.sampling`: writing text from a prime or from a run directory;
 - :mod:`dlnd.sequence.series`: the ``sine-wave`` recipe's data, model and plots;
-- :mod:`dlnd.sequence.recipes`: ``char-rnn``, ``tv-script``, ``sine-wave``.
+- :mod:`dlnd.sequence.recipes`: ``char-rnn``, ``tv-script``, ``sine-wave``;
+- :mod:`dlnd.sequence.word2vec`: skip-gram with negative sampling (``word2vec``);
+- :mod:`dlnd.sequence.text_recipes`: ``sentiment-rnn``, ``sentiment-cnn`` and ``word2vec``.
 """

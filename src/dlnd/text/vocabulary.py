@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -93,19 +93,34 @@ class Vocabulary:
         """The vocabulary of ``texts`` (one string or many): every token seen at least
         ``min_count`` times, the most frequent first, at most ``max_size`` ids in all
         (counting the unknown and padding tokens). ``options`` go to the constructor."""
+        splitter = cls([cls.UNKNOWN], **options)
+        counts: Counter[str] = Counter()
+        for text in [texts] if isinstance(texts, str) else texts:
+            counts.update(splitter.split(text))
+        return cls.from_counts(counts, min_count, max_size, padding, **options)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Mapping[str, int],
+        min_count: int = 1,
+        max_size: int | None = None,
+        padding: bool = False,
+        **options: Any,
+    ) -> Vocabulary:
+        """Like :meth:`build`, from tokens already split and counted (token -> count; ties
+        keep the mapping's order, so a ``Counter`` filled in reading order gives first
+        appearance)."""
         if min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {min_count}.")
         specials = [cls.PADDING, cls.UNKNOWN] if padding else [cls.UNKNOWN]
         if max_size is not None and max_size < len(specials):
             raise ValueError(f"max_size must leave room for {specials}, got {max_size}.")
-        splitter = cls(specials, padding=cls.PADDING if padding else None, **options)
-        counts: Counter[str] = Counter()
-        for text in [texts] if isinstance(texts, str) else texts:
-            counts.update(splitter.split(text))
-        kept = [t for t, n in counts.most_common() if n >= min_count and t not in specials]
+        ranked = Counter(counts).most_common()
+        kept = [t for t, n in ranked if n >= min_count and t not in specials]
         if max_size is not None:
             kept = kept[: max_size - len(specials)]
-        return cls([*specials, *kept], padding=splitter.padding, **options)
+        return cls([*specials, *kept], padding=cls.PADDING if padding else None, **options)
 
     # ----------------------------------------------------------------- encoding
 
