@@ -37,6 +37,7 @@ RECIPE_MODULES = (
     "dlnd.scratch.recurrent_recipes",
     "dlnd.basics",
     "dlnd.vision.recipes",
+    "dlnd.pretrained.recipes",
 )
 
 FRAMEWORKS = ("pytorch", "numpy")
