@@ -305,7 +305,15 @@ def run_style_transfer(ctx: RunContext) -> dict[str, Any]:
         f"style weight {objective.style_weight:g}, {settings.optimizer}"
     )
     task = style.StyleTask(objective, style.StyleImage(height, width, start=content), settings)
-    info = {"task": "style-transfer", "height": height, "width": width, "backbone": name, **sources}
+    info = {
+        "task": "style-transfer",
+        "height": height,
+        "width": width,
+        "backbone": name,
+        "smoothing": layers.smoothing,
+        "style_weight": objective.style_weight,
+        **sources,
+    }
     result = train(ctx, task, TrainConfig.from_cfg(cfg), info=info)
     image = result.modules["image"]().detach().cpu()
     path = save_result(ctx, image)
