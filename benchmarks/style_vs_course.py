@@ -90,7 +90,7 @@ def timed_objective_class():
 
         def forward(self, image):
             parts = self.objective(image)
-            self.records.append((*self.elapsed(), float(parts["loss"])))
+            self.records.append((*self.elapsed(), float(parts["loss"].detach())))
             return parts
 
     return Timed

@@ -160,11 +160,50 @@ def test_pictures_keep_their_proportions_and_bad_files_are_one_sentence(tmp_path
     picture = st_.load_picture(path, 60)
     assert picture.shape == (1, 3, 20, 60) and picture.dtype == torch.float32
     assert picture[0, 0].mean() == pytest.approx(200 / 255, abs=0.01)
+    # a phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees to show it)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (300, 100)).save(tmp_path / "sideways.jpg", exif=exif)
+    assert st_.load_picture(tmp_path / "sideways.jpg", 60).shape == (1, 3, 60, 20)
     (tmp_path / "notes.jpg").write_text("not a picture")
     with pytest.raises(UserError, match="notes.jpg is not a readable image"):
         st_.load_picture(tmp_path / "notes.jpg", 60)
     with pytest.raises(UserError, match="does not exist"):
         st_.load_picture(tmp_path / "missing.jpg", 60)
+
+
+def test_vgg_weights_are_the_courses_objective_at_400_pixels():
+    """The course's layer term w mean((F F^T - A A^T)^2) / (C H W) x 1e6 equals dlnd's
+    weight x style weight x mean((G - A)^2) with G = F F^T / (H W), on VGG19's maps of a
+    400 x 270 picture."""
+    vgg = load_backbone("vgg19", pretrained=False)
+    layers = st_.style_layers_for("vgg")
+    assert layers.style_names == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+    assert layers.content == "relu4_2" and layers.smoothing == 0
+    course = dict(zip(layers.style_names, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True))
+    for block, (name, weight) in enumerate(layers.style, 1):
+        # block b follows b - 1 max-pools, each halving (rounding down) the 270 x 400 input
+        height, width = 270 // 2 ** (block - 1), 400 // 2 ** (block - 1)
+        channels = min(64 * 2 ** (block - 1), 512)
+        # (H W)^2 mean((G - A)^2) / (C H W) = (H W / C) mean((G - A)^2)
+        expected = 1e6 * course[name] * height * width / channels
+        assert weight * layers.style_weight == pytest.approx(expected, rel=0.01), name
+    pictures = torch.rand(2, 1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    parts = st_.StyleObjective(vgg, pictures[0], pictures[1], layers)(pictures[0])
+    assert parts["content"] == 0 and parts["style"] > 0
+
+
+def test_auto_backbone_is_vgg19_only_when_its_weights_are_cached(tmp_path, monkeypatch):
+    from dlnd.pretrained.recipes import style_backbone
+    from dlnd.pretrained.torchvision_backbones import default_weights, hub_checkpoint_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert style_backbone("auto") == "efficientnet_lite0"
+    cached = hub_checkpoint_path(default_weights("vgg19").url)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert style_backbone("auto") == "vgg19"
+    assert style_backbone("efficientnet_lite0") == "efficientnet_lite0"
 
 
 def test_unknown_family_and_adam_with_lbfgs_step_are_refused():

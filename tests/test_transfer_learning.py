@@ -5,6 +5,8 @@ model served like any image classifier."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from dlnd.errors import UserError
 from dlnd.launch import run_recipe
 from dlnd.pretrained import load_backbone, transfer
 from dlnd.serve.export import TOLERANCE
+from dlnd.store import MODEL_FILE, load_tensors
 from dlnd.trainer import Step, TrainConfig
 
 QUICK = {"quick": True, "embedded": True, "device": "cpu"}
@@ -129,6 +132,14 @@ def test_fine_tuning_waits_for_the_head_keeps_batch_norm_and_lowers_the_lr(class
     assert not any("running" in k or "num_batches" in k for k in changed)
 
 
+def test_a_missing_images_folder_is_one_sentence(tmp_path):
+    with pytest.raises(UserError, match="--images .*missing is not a folder"):
+        run_recipe("transfer-learning", images=str(tmp_path / "missing"), out=str(tmp_path))
+    assert not (tmp_path / "transfer-learning").exists() or not any(
+        (tmp_path / "transfer-learning").iterdir()
+    )
+
+
 def test_quick_transfer_learning_is_an_image_classifier_that_exports(tmp_path, monkeypatch):
     final = run_recipe("transfer-learning", **QUICK, out=str(tmp_path), fine_tune_blocks=1)
     run_dir = final["run_dir"]
@@ -155,3 +166,18 @@ def test_quick_transfer_learning_is_an_image_classifier_that_exports(tmp_path, m
         expected = model(pixels).numpy()
     onnx = OnnxModel(tmp_path / "exported" / "model.onnx")(pixels.numpy())
     assert np.abs(onnx - expected).max() <= TOLERANCE
+
+
+def test_resumed_fine_tuning_equals_an_uninterrupted_run(tmp_path):
+    """The stages join in epoch 2 (start_epoch depends on the epoch alone), so a run resumed
+    after epoch 1 ends with the same weights as one that was never interrupted."""
+    flags = {**QUICK, "fine_tune_blocks": 1, "head_epochs": 1, "schedule": "none"}
+    straight = run_recipe("transfer-learning", **flags, out=str(tmp_path / "a"), epochs=3)
+    first = run_recipe("transfer-learning", **flags, out=str(tmp_path / "b"), epochs=1)
+    resumed = run_recipe(
+        "transfer-learning", **flags, out=str(tmp_path / "b"), epochs=3, resume=first["run_dir"]
+    )
+    assert resumed["metrics"] == {**straight["metrics"], "train_seconds": ANY}
+    a, _ = load_tensors(Path(straight["run_dir"]) / MODEL_FILE)
+    b, _ = load_tensors(Path(resumed["run_dir"]) / MODEL_FILE)
+    assert all(torch.equal(a[key], b[key]) for key in a)

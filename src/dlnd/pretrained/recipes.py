@@ -63,6 +63,11 @@ def transfer_images(ctx: RunContext) -> tuple[ImageData, Backbone]:
         )
     elif cfg["images"]:
         root = Path(cfg["images"])
+        if not root.is_dir():
+            raise UserError(
+                f"--images {root} is not a folder; expected an ImageFolder tree "
+                "DIR/<class>/*.jpg (optionally DIR/train/<class> and DIR/val/<class>)."
+            )
     else:
         root = resolve("hymenoptera", cfg["data_dir"])
     if not 0 < cfg["crop_fraction"] <= 1:

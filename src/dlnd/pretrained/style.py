@@ -98,20 +98,23 @@ class StyleLayers:
         return [name for name, _ in self.style]
 
 
-# The course's layers: conv1_1 ... conv5_1 for style (weights 1, 0.75, 0.2, 0.2, 0.2) and
-# conv4_2 for content. torchvision's ReLUs rectify in place, so the course's "conv" features
-# were the ReLU outputs; dlnd's VGG keeps both and the ReLUs are named here.
+# The course's layers: conv1_1 ... conv5_1 for style and conv4_2 for content. torchvision's
+# ReLUs rectify in place, so the course's "conv" features were the ReLU outputs; dlnd's VGG
+# keeps both, and the ReLUs are named here. The weights are the course's objective: its layer
+# term w_l mean((F F^T - A A^T)^2) / (C H W), with Gram matrices summed over positions, is
+# w_l (H W / C) mean((G - A)^2) with dlnd's, so its weights (1, 0.75, 0.2, 0.2, 0.2) x 1e6
+# become these at dlnd's default 400 x 270 octopus (H W / C = 1688, 211, 26.2, 3.22, 0.781).
 VGG_LAYERS = StyleLayers(
     content="relu4_2",
     style=(
         ("relu1_1", 1.0),
-        ("relu2_1", 0.75),
-        ("relu3_1", 0.2),
-        ("relu4_1", 0.2),
-        ("relu5_1", 0.2),
+        ("relu2_1", 0.0938),
+        ("relu3_1", 3.10e-3),
+        ("relu4_1", 3.82e-4),
+        ("relu5_1", 9.26e-5),
     ),
     smoothing=0.0,
-    style_weight=1e3,
+    style_weight=1.69e9,
 )
 # EfficientNet-Lite0, the same strides as the course's VGG layers where they exist (/2 ... /32
 # instead of /1 ... /16) and the course's weights; content at stride 16. Chosen by looking at
@@ -407,6 +410,7 @@ def snapshot_grid(
     from matplotlib.figure import Figure
 
     epochs = sorted(snapshots)
+    columns = max(1, min(columns, len(epochs)))
     rows = max(1, math.ceil(len(epochs) / columns))
     height, width = snapshots[epochs[0]].shape[-2:] if epochs else (1, 1)
     figure = Figure(figsize=(2.6 * columns, 2.6 * rows * height / width + 0.5))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -224,9 +223,3 @@ def predict_views(top: nn.Module, frozen: torch.Tensor, batch_size: int = 256) -
             outputs.append(view_log_probabilities(top, chunk).exp().cpu())
     return torch.cat(outputs)
 
-
-def trainable_counts(classifier: Backbone, tuned_stages: int) -> Sequence[int]:
-    """``(parameters of the new head, parameters of the tuned stages)``."""
-    top = ClassifierTop(classifier, tuned_stages)
-    head = sum(p.numel() for p in top.head.parameters())
-    return head, sum(p.numel() for p in top.tuned.parameters())
