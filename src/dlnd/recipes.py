@@ -40,6 +40,7 @@ RECIPE_MODULES = (
     "dlnd.sequence.recipes",
     "dlnd.generative.recipes",
     "dlnd.sequence.text_recipes",
+    "dlnd.pretrained.recipes",
 )
 
 FRAMEWORKS = ("pytorch", "numpy")

@@ -247,12 +247,21 @@ def _split_folders(root: Path) -> tuple[Path, Path | None]:
     return root, None
 
 
-def folder_data(root: str | Path, image_size: int, color: str, seed: int) -> ImageData:
+def folder_data(
+    root: str | Path,
+    image_size: int,
+    color: str,
+    seed: int,
+    *,
+    crop_fraction: float = 1.0,
+    resample: str = "bilinear",
+) -> ImageData:
     """An ImageFolder tree as an :class:`ImageData` of ``image_size`` square images.
 
     With ``root/train`` and ``root/val`` (or ``root/test``) that split is kept; a plain
     ``root/<class>/`` tree gives 15 % of its images (stratified) to the test set. Then 15 % of
-    the training images are held out for validation.
+    the training images are held out for validation. Each image is the centre square of
+    ``crop_fraction`` of its shorter side, resized with ``resample`` (see :func:`fit_image`).
     """
     root = Path(root)
     if not root.is_dir():
@@ -266,6 +275,8 @@ def folder_data(root: str | Path, image_size: int, color: str, seed: int) -> Ima
         "width": image_size,
         "color": color,
         "resize": "center-crop",
+        "crop_fraction": crop_fraction,
+        "resample": resample,
         "invert": False,
     }
     train_root, test_root = _split_folders(root)

@@ -154,3 +154,25 @@ def road_scene(width: int = 192, height: int = 128) -> Image.Image:
             fill=250,
         )
     return image
+
+
+def colour_arcs(size: int = 128, seed: int = 0) -> Image.Image:
+    """A painting-like pattern of overlapping coloured discs and rings with brush-like
+    stripes, in the manner of Delaunay's circular forms: a style image for style transfer."""
+    rng = np.random.default_rng(seed)
+    palette = [(222, 60, 40), (250, 190, 30), (40, 90, 200), (30, 150, 90), (240, 240, 220)]
+    image = Image.new("RGB", (size, size), palette[2])
+    draw = ImageDraw.Draw(image)
+    for _ in range(9):
+        cx, cy = rng.uniform(0, size, 2)
+        for radius in np.arange(rng.uniform(0.3, 0.6) * size, 2, -size / 14):
+            colour = palette[int(rng.integers(len(palette)))]
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=colour)
+    for _ in range(40):  # short dark strokes on top
+        x, y = rng.uniform(0, size, 2)
+        angle = rng.uniform(0, np.pi)
+        length = rng.uniform(0.05, 0.15) * size
+        end = (x + length * np.cos(angle), y + length * np.sin(angle))
+        draw.line((x, y, *end), fill=(30, 20, 40), width=max(1, size // 64))
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 6, (size, size, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
