@@ -19,12 +19,17 @@ from hypothesis.extra import numpy as hnp
 from dlnd.exercises import (
     check_backprop_step,
     check_cross_entropy,
+    check_gram_matrix,
+    check_lstm_cell,
     check_one_hot,
     check_softmax,
+    check_token_lookup,
     exercises,
 )
 from dlnd.exercises.core import compare
+from dlnd.exercises.networks import gram_matrix_reference, lstm_cell_reference
 from dlnd.exercises.scratch import backprop_step_reference
+from dlnd.pretrained.style import gram_matrix as style_gram_matrix
 from dlnd.scratch.losses import one_hot
 
 # --- solutions as a learner would write them (not the library's code) --------------------
@@ -79,11 +84,47 @@ def backprop_step_in_place(params, X, y, lr):
     return params
 
 
+def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh, order=(0, 1, 2, 3), swap=False, use_tanh=True):
+    """The course's four gates, written out; the keywords make typical mistakes."""
+    z = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    blocks = np.split(z, 4, axis=1)
+    learn, forget, candidate, use = (blocks[k] for k in order)
+    c_new = sigmoid(forget) * c + sigmoid(learn) * (
+        np.tanh(candidate) if use_tanh else sigmoid(candidate)
+    )
+    h_new = sigmoid(use) * np.tanh(c_new)
+    return (c_new, h_new) if swap else (h_new, c_new)
+
+
+def token_lookup():
+    names = [
+        "period",
+        "comma",
+        "quote",
+        "semicolon",
+        "bang",
+        "question",
+        "lparen",
+        "rparen",
+        "dash",
+        "newline",
+    ]
+    return {mark: f"<{name}>" for mark, name in zip('.,";!?()-\n', names, strict=True)}
+
+
+def gram_matrix(features):
+    flat = features.reshape(features.shape[0], -1)
+    return flat @ flat.T
+
+
 SOLUTIONS = {
     "softmax": [softmax, lambda z: softmax(z.astype(np.float64))],
     "one_hot": [one_hot_loop, lambda labels, n: np.eye(n, dtype=np.float32)[labels]],
     "cross_entropy": [cross_entropy, lambda z, y: np.float32(cross_entropy(z, y))],
     "backprop_step": [backprop_step, backprop_step_in_place],
+    "lstm_cell": [lstm_cell, lambda *args: np.stack(lstm_cell(*args))],
+    "token_lookup": [token_lookup, lambda: {**token_lookup(), ":": "<colon>"}],
+    "gram_matrix": [gram_matrix, lambda f: np.einsum("chw,dhw->cd", f, f)],
 }
 
 
@@ -135,6 +176,25 @@ MISTAKES = {
         (lambda p, X, y, lr: {"W1": p["W1"]}, "lacks 'b1'"),
         (lambda p, X, y, lr: [p["W1"]], "return a dict"),
     ],
+    "lstm_cell": [
+        (lambda *a: lstm_cell(*a, order=(1, 0, 2, 3)), "in the order forget, input"),
+        (lambda *a: lstm_cell(*a, swap=True), "h and c are swapped"),
+        (lambda *a: lstm_cell(*a, use_tanh=False), "uses tanh"),
+        (lambda *a: lstm_cell(*a)[0], "return (h_new, c_new)"),
+    ],
+    "token_lookup": [
+        (lambda: {k: v for k, v in token_lookup().items() if k != "\n"}, "line break"),
+        (lambda: {**token_lookup(), ".": "period"}, "ordinary word"),
+        (lambda: {**token_lookup(), "-": "<dash mark>"}, "holds a space"),
+        (lambda: {**token_lookup(), "?": "<question-mark>"}, "holds a punctuation mark"),
+        (lambda: {**token_lookup(), "!": "<period>"}, "stands for two marks"),
+        (lambda: list(token_lookup()), "return a dict"),
+    ],
+    "gram_matrix": [
+        (lambda f: f.reshape(len(f), -1).T @ f.reshape(len(f), -1), "multiply F by its"),
+        (lambda f: gram_matrix(f) / f[0].size, "divided by the number of positions"),
+        (lambda f: f.reshape(-1, len(f)).T @ f.reshape(-1, len(f)), "mixes channels"),
+    ],
 }
 
 
@@ -179,6 +239,9 @@ def test_a_stub_is_not_written_yet_and_says_what_to_write(capsys):
         (check_one_hot, one_hot_loop),
         (check_cross_entropy, cross_entropy),
         (check_backprop_step, backprop_step),
+        (check_lstm_cell, lstm_cell),
+        (check_token_lookup, token_lookup),
+        (check_gram_matrix, gram_matrix),
     ],
 )
 def test_the_check_functions_print_and_return_a_bool(check, solution, capsys):
@@ -234,6 +297,25 @@ def test_the_backprop_reference_agrees_with_autograd():
     for name, tensor in tensors.items():
         expected = (tensor - lr * tensor.grad).detach().numpy()
         np.testing.assert_allclose(stepped[name], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_the_lstm_cell_reference_agrees_with_torch():
+    rng = np.random.default_rng(4)
+    x, h, c = rng.normal(size=(3, 5)), rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    cell = torch.nn.LSTMCell(5, 4).double()
+    weights = [
+        p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    ]
+    expected = cell(torch.tensor(x), (torch.tensor(h), torch.tensor(c)))
+    got = lstm_cell_reference(x, h, c, *weights)
+    for ours, theirs in zip(got, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_gram_reference_is_the_style_recipes_gram_times_positions():
+    features = np.random.default_rng(5).normal(size=(6, 3, 7))
+    normalised = style_gram_matrix(torch.tensor(features)[None])[0].numpy()
+    np.testing.assert_allclose(gram_matrix_reference(features), normalised * 21, rtol=1e-10)
 
 
 # --- the comparison behind every hint ---------------------------------------------------

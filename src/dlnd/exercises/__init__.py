@@ -16,6 +16,7 @@ below. Import heavy libraries (PyTorch) inside the reference, so that this packa
 """
 
 from dlnd.exercises.core import Case, Exercise, Verdict, exercises, register
+from dlnd.exercises.networks import check_gram_matrix, check_lstm_cell, check_token_lookup
 from dlnd.exercises.scratch import (
     check_backprop_step,
     check_cross_entropy,
@@ -29,8 +30,11 @@ __all__ = [
     "Verdict",
     "check_backprop_step",
     "check_cross_entropy",
+    "check_gram_matrix",
+    "check_lstm_cell",
     "check_one_hot",
     "check_softmax",
+    "check_token_lookup",
     "exercises",
     "register",
 ]

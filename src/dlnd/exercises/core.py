@@ -28,6 +28,9 @@ class Case:
 
 # (case, what the learner returned, what the reference returned) -> a hint, or None
 Diagnose = Callable[[Case, Any, Any], str | None]
+# (case, what the learner returned) -> what is wrong, or None: for answers that are not
+# numbers (a table of tokens, say), where any of many answers is right
+Judge = Callable[[Case, Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Exercise:
     library's implementation, ``cases(rng)`` draws the inputs, ``diagnose`` recognises typical
     mistakes. ``dtype`` is the output dtype the exercise requires (None: any floating-point
     dtype); ``changes_inputs`` allows the function to change its arguments in place.
+    ``judge`` replaces the comparison with the reference where many answers are right.
     """
 
     name: str
@@ -58,6 +62,7 @@ class Exercise:
     changes_inputs: bool = False
     rtol: float = 1e-4
     atol: float = 1e-6
+    judge: Judge | None = None
 
     def check(self, fn: Callable[..., Any], seed: int | None = None) -> bool:
         """Print whether ``fn`` is right (or a hint about what is wrong); return True/False."""
@@ -107,6 +112,8 @@ class Exercise:
                 f"it changed its input ({case.what}) in place; work on a copy, so that the "
                 "caller's arrays stay as they were."
             )
+        if self.judge is not None:
+            return self.judge(case, got)
         expected = self.reference(*copy.deepcopy(case.args))
         generic = compare(got, expected, case.what, self.dtype, self.rtol, self.atol)
         if generic is None:
