@@ -57,11 +57,7 @@ class Generator(nn.Module):
         global generator, on the device.
         """
         where = "cpu" if generator is not None else self.device
-        shape = (n, self.latent_size)
-        if self.latent_distribution == "normal":
-            z = torch.randn(shape, generator=generator, device=where)
-        else:
-            z = torch.rand(shape, generator=generator, device=where) * 2 - 1
+        z = draw_latent(n, self.latent_size, self.latent_distribution, generator, where)
         return z.to(self.device)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -82,6 +78,22 @@ class Generator(nn.Module):
     def generate(self, n: int, seed: int) -> torch.Tensor:
         """``n`` images as uint8 pixels (n, C, H, W): the same ``seed``, the same images."""
         return self.render(self.latent(n, torch.Generator().manual_seed(seed)))
+
+
+def draw_latent(
+    n: int,
+    latent_size: int,
+    distribution: str,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``n`` latent vectors (n, latent_size) from ``distribution``: z ~ N(0, I) for
+    ``"normal"``, z ~ U(-1, 1) for ``"uniform"``. The model server draws its vectors here, so
+    that a seed gives the images ``dlnd sample`` gives."""
+    shape = (n, latent_size)
+    if distribution == "normal":
+        return torch.randn(shape, generator=generator, device=device)
+    return torch.rand(shape, generator=generator, device=device) * 2 - 1
 
 
 def latent_path(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
