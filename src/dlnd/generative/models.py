@@ -201,7 +201,8 @@ class DCGenerator(Generator):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.layers(z.view(len(z), -1, 1, 1))
+        # z as (N, latent, 1, 1) maps; [..., None, None] keeps N free for an ONNX export
+        return self.layers(z[..., None, None])
 
 
 class DCDiscriminator(nn.Module):
