@@ -166,7 +166,8 @@ def export_run(
     """Export the model of a training run; returns the folder written (default
     ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
     :func:`dlnd.serve.tabular_export.export_numpy_run`, a GAN's generator through
-    :func:`dlnd.serve.generation_export.export_generator`."""
+    :func:`dlnd.serve.generation_export.export_generator`, a style transfer's artwork and
+    settings through :func:`dlnd.serve.style_export.export_style`."""
     run_dir = Path(run_dir)
     if (run_dir / MODEL_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
         if fmt != "onnx":
@@ -175,8 +176,11 @@ def export_run(
     model, meta = load_model(run_dir)
     out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
     exporter = export_model
-    if (meta.get("info") or {}).get("task") == "image-generation":
+    task = (meta.get("info") or {}).get("task")
+    if task == "image-generation":
         from dlnd.serve.generation_export import export_generator as exporter
+    elif task == "style-transfer":
+        from dlnd.serve.style_export import export_style as exporter
     exporter(
         model,
         meta,
