@@ -45,8 +45,8 @@ from dlnd.serve.task import (
 )
 
 LOG = logging.getLogger(__name__)
-DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 128, 32, 256  # longer side of the result, in pixels
-DEFAULT_STEPS, MAX_STEPS = 20, 100
+DEFAULT_SIZE, MIN_SIZE, MAX_SIZE = 192, 32, 256  # longer side of the result, in pixels
+DEFAULT_STEPS, MAX_STEPS = 30, 100
 MAX_JOBS = 2  # queued or running, per model: one painted, one waiting
 KEPT_JOBS = 32  # finished jobs whose result can still be fetched
 PREVIEW_EVERY = 5  # steps between two previews of the image being optimised

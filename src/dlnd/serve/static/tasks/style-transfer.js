@@ -101,10 +101,9 @@
       return;
     }
     dlnd.fillSelect(select, models);
-    const limits = models[0].limits;
-    size.min = limits.size[0];
-    size.max = limits.size[1];
-    steps.max = limits.steps[1];
+    const { limits, defaults } = models[0];
+    [size.min, size.max, size.value] = [limits.size[0], limits.size[1], defaults.size];
+    [steps.max, steps.value] = [limits.steps[1], defaults.steps];
     showArtwork();
     dlnd.showStatus(status, "Drop a photo to paint it in the chosen style.");
   });
