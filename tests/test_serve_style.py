@@ -227,3 +227,45 @@ def test_the_tab_paints_a_dropped_photo(style_run, tmp_path):
     assert errors == []
     assert status.startswith("style-arcs: 64x43, 10 steps in") and progress == "10"
     assert decode(result.partition(",")[2]).shape == (43, 64, 3)
+
+
+def test_the_served_optimisation_is_the_recipes(style_run):
+    """stylise (the server's loop) and the recipe's task in the training loop take the same
+    steps: the same photo, artwork and settings end in the run's own stylised.png."""
+    _, meta = load_model(style_run)
+    info, config = meta["info"], meta["config"]
+    photo = style.resize_picture(synthetic.road_scene(), config["size"])
+    art = style.resize_picture(synthetic.colour_arcs(), config["size"])
+    layers = style.style_layers_for("efficientnet_lite")
+    layers = type(layers)(layers.content, layers.style, info["smoothing"], info["style_weight"])
+    objective = style.StyleObjective(
+        load_backbone("efficientnet_lite0"), photo, art, layers, config["content_weight"]
+    )
+    settings = style.StyleSettings(config["optimizer"], config["lr"])
+    steps = config["epochs"] * config["steps_per_epoch"]
+    painted = np.asarray(style.to_pil(style.stylise(objective, photo, settings, steps)))
+    with Image.open(style_run / "stylised.png") as saved:
+        recipe = np.asarray(saved.convert("RGB"))
+    assert np.abs(painted.astype(int) - recipe).max() <= 1
+
+
+def test_closing_the_server_stops_a_running_job(style_run):
+    registry = create_app([style_run]).state.registry
+    model = registry.get("style-arcs")
+    job = model.start(model.decode_photo(PHOTO, 256), 100)
+    deadline = time.monotonic() + 60
+    while model.job_status(job["job"])["step"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    registry.close()
+    stopped = model.job_status(job["job"])
+    assert stopped["state"] == "failed" and stopped["step"] < 100
+    assert stopped["detail"] == "The server stopped before the photo was painted."
+
+
+def test_a_style_card_must_say_pytorch(style_run, tmp_path):
+    folder = export_run(style_run, "onnx", tmp_path / "export")
+    card = json.loads((folder / "model_card.json").read_text())
+    (folder / "model_card.json").write_text(json.dumps({**card, "format": "onnx"}))
+    with pytest.raises(UserError, match="holds a 'onnx' model card"):
+        create_app([folder])

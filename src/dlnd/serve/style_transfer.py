@@ -119,6 +119,10 @@ def form_number(form: FormData, field: str, default: int, low: int, high: int) -
     return value
 
 
+class ServerStopping(Exception):
+    """Raised in a running job when the server closes the model."""
+
+
 @dataclass
 class Job:
     """One photo being painted; the worker thread updates it, requests read it."""
@@ -198,6 +202,7 @@ class StyleTransfer(ServedModel):
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.lock = threading.Lock()
         self.worker = ThreadPoolExecutor(1, thread_name_prefix=f"style-{name}")
+        self.stopping = threading.Event()  # set on close: the running job stops at its next step
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -281,6 +286,8 @@ class StyleTransfer(ServedModel):
             )
 
             def progress(step: int, image: Any) -> None:
+                if self.stopping.is_set():
+                    raise ServerStopping
                 job.step = step
                 if step % PREVIEW_EVERY == 0 and step < job.steps:
                     job.preview = png_base64(style.to_pil(image))
@@ -288,6 +295,8 @@ class StyleTransfer(ServedModel):
             result = style.stylise(objective, photo, self.optimisation, job.steps, progress)
             job.image = png_base64(style.to_pil(result))
             job.state = "done"
+        except ServerStopping:
+            job.detail, job.state = "The server stopped before the photo was painted.", "failed"
         except Exception as err:  # the job fails, the server goes on
             LOG.exception("style-transfer job %s failed", job.id)
             job.detail = f"The optimisation failed ({type(err).__name__}); try again."
@@ -296,4 +305,5 @@ class StyleTransfer(ServedModel):
             job.finished = time.monotonic()
 
     def close(self) -> None:
+        self.stopping.set()
         self.worker.shutdown(wait=True, cancel_futures=True)
