@@ -195,6 +195,11 @@ def test_bad_requests_get_a_422_with_one_sentence(client, body, words):
     assert words in detail and detail.endswith(".") and "\n" not in detail
 
 
+def test_a_body_with_more_values_than_a_request_holds_is_refused_unparsed(client):
+    answer = client.post("/v1/models/gan-mnist/generate", json={"seed": 1, "x": [0] * 10_000})
+    assert answer.status_code == 422 and "more values than a generate request" in answer.text
+
+
 def test_the_generator_has_no_predict_endpoint_and_takes_json_only(client):
     assert client.post("/v1/models/gan-mnist/predict", json={"n": 1, "seed": 1}).status_code == 404
     answer = client.post("/v1/models/gan-mnist/generate", files={"file": ("a.png", b"x")})

@@ -26,11 +26,13 @@ from dlnd.serve.task import (
     ServedModel,
     ServeSettings,
     TaskPage,
+    check_value_count,
     parse_json,
 )
 
 MAX_IMAGES = 64  # one page of digits; a PNG of 28x28 is about 300 bytes, of 64x64x3 ~10 kB
 MAX_STEPS = 32
+MAX_REQUEST_VALUES = 8  # a valid body holds at most 3 fields, one of them 2 seeds
 MAX_SEED = 2**63 - 1  # the seeds of torch.Generator.manual_seed that dlnd sample takes
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
@@ -146,6 +148,7 @@ class ImageGenerator(ServedModel):
         return GenerateRequest.model_json_schema()
 
     async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any]:
+        check_value_count(body, MAX_REQUEST_VALUES, "a generate request")
         images = await self.parse_pool.run(self.generate, body)
         return {"model": self.name, "images": images, **self.image_size()}
 

@@ -41,6 +41,7 @@ from dlnd.serve.task import (
     ServedModel,
     ServeSettings,
     TaskPage,
+    check_value_count,
     parse_json,
 )
 
@@ -51,6 +52,7 @@ MAX_JOBS = 2  # queued or running, per model: one painted, one waiting
 KEPT_JOBS = 32  # finished jobs whose result can still be fetched
 PREVIEW_EVERY = 5  # steps between two previews of the image being optimised
 THUMBNAIL_SIDE = 96
+MAX_REQUEST_VALUES = 8  # a valid JSON body holds at most 3 fields
 
 
 class StyliseRequest(BaseModel):
@@ -219,6 +221,7 @@ class StyleTransfer(ServedModel):
         return request.model_json_schema()
 
     async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any]:
+        check_value_count(body, MAX_REQUEST_VALUES, f"a {endpoint} request")
         if endpoint == "job":
             return self.job_status(parse_json(JobRequest, body).job)
         photo, steps = await self.parse_pool.run(self.json_photo, body)
