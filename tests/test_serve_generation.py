@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ from dlnd import run_recipe
 from dlnd.checkpoint import load_model, save_model
 from dlnd.cli import main
 from dlnd.errors import UserError
+from dlnd.generative.latent import seeded_latent
 from dlnd.generative.models import build_gan, latent_path
 from dlnd.serve.app import create_app
 from dlnd.serve.errors import InputError
@@ -161,7 +164,10 @@ def test_the_latent_walk_goes_from_one_seeds_image_to_the_others(client, gan_run
     generator = generators(gan_runs)["dcgan"]
     body = {"interpolate": [3, 8], "steps": 5}
     served = decode(client.post("/v1/models/dcgan/generate", json=body).json())
-    start, end = (generator.latent(1, torch.Generator().manual_seed(s)) for s in (3, 8))
+    start, end = (
+        torch.from_numpy(seeded_latent(1, generator.latent_size, generator.latent_distribution, s))
+        for s in (3, 8)
+    )
     expected = generator.render(latent_path(start[0], end[0], 5)).numpy()
     assert served.shape == (5, 3, 32, 32)
     assert np.abs(served.astype(int) - expected).max() <= 1
@@ -259,3 +265,18 @@ def test_the_tab_shows_a_seeds_digits_follows_the_slider_and_walks(gan_runs):
     assert errors == []
     assert first == f"data:image/png;base64,{api['images'][0]}"
     assert last == f"data:image/png;base64,{alone['images'][0]}"
+
+
+def test_serving_a_generator_never_imports_pytorch(exports):
+    code = f"""
+import sys
+from fastapi.testclient import TestClient
+from dlnd.serve.app import create_app
+with TestClient(create_app([{str(exports["gan"])!r}])) as client:
+    answer = client.post("/v1/models/gan-mnist/generate", json={{"n": 2, "seed": 1}})
+print(answer.status_code, len(answer.json()["images"]), "torch" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert result.stdout.strip() == "200 2 False"

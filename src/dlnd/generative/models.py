@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
+from dlnd.generative.latent import LATENT_DISTRIBUTIONS, seeded_latent
 
 
 class Generator(nn.Module):
@@ -76,8 +76,10 @@ class Generator(nn.Module):
         return images
 
     def generate(self, n: int, seed: int) -> torch.Tensor:
-        """``n`` images as uint8 pixels (n, C, H, W): the same ``seed``, the same images."""
-        return self.render(self.latent(n, torch.Generator().manual_seed(seed)))
+        """``n`` images as uint8 pixels (n, C, H, W): the same ``seed``, the same images, on
+        every device and in the model server (:func:`dlnd.generative.latent.seeded_latent`)."""
+        z = seeded_latent(n, self.latent_size, self.latent_distribution, seed)
+        return self.render(torch.from_numpy(z))
 
 
 def draw_latent(
@@ -88,8 +90,8 @@ def draw_latent(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """``n`` latent vectors (n, latent_size) from ``distribution``: z ~ N(0, I) for
-    ``"normal"``, z ~ U(-1, 1) for ``"uniform"``. The model server draws its vectors here, so
-    that a seed gives the images ``dlnd sample`` gives."""
+    ``"normal"``, z ~ U(-1, 1) for ``"uniform"``, from PyTorch's ``generator`` (training;
+    images asked for by seed use :func:`dlnd.generative.latent.seeded_latent`)."""
     shape = (n, latent_size)
     if distribution == "normal":
         return torch.randn(shape, generator=generator, device=device)

@@ -4,8 +4,9 @@
 the images ``dlnd sample --n 8 --seed 42`` gives) or ``{"interpolate": [3, 7], "steps": 8}``
 (a walk on the straight line between the latent vectors of seeds 3 and 7, each drawn as the
 first and only vector of its seed: the end images are those of ``{"n": 1, "seed": 3}`` and
-``{"n": 1, "seed": 7}``). The latent vectors are drawn with PyTorch's seeded generator
-(:func:`dlnd.generative.models.draw_latent`), the network runs in ONNX Runtime.
+``{"n": 1, "seed": 7}``). The latent vectors are drawn with NumPy
+(:func:`dlnd.generative.latent.seeded_latent`, as ``dlnd sample`` draws them) and the network
+runs in ONNX Runtime: no PyTorch in the server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dlnd.generative.latent import seeded_latent
 from dlnd.serve.runtime import OnnxModel
 from dlnd.serve.task import (
     Endpoint,
@@ -72,17 +74,6 @@ class GenerateResponse(BaseModel):
     images: list[str]
     width: int
     height: int
-
-
-def seeded_latent(n: int, seed: int, latent_size: int, distribution: str) -> np.ndarray:
-    """``n`` latent vectors ``(n, latent_size)`` float32 for ``seed``, drawn as the
-    generator's ``generate(n, seed)`` draws them."""
-    import torch
-
-    from dlnd.generative.models import draw_latent
-
-    generator = torch.Generator().manual_seed(seed)
-    return draw_latent(n, latent_size, distribution, generator).numpy()
 
 
 def latent_walk(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
@@ -163,9 +154,9 @@ class ImageGenerator(ServedModel):
     def latent_of(self, request: GenerateRequest) -> np.ndarray:
         """The latent vectors ``(n, latent_size)`` a request asks for."""
         if request.seed is not None:
-            return seeded_latent(request.n, request.seed, self.latent_size, self.distribution)
+            return seeded_latent(request.n, self.latent_size, self.distribution, request.seed)
         start, end = (
-            seeded_latent(1, seed, self.latent_size, self.distribution)
+            seeded_latent(1, self.latent_size, self.distribution, seed)
             for seed in request.interpolate
         )
         return latent_walk(start, end, request.steps)

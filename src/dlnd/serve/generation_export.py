@@ -5,8 +5,8 @@ The exported graph is the generator alone: ``latent: (batch, latent_size)`` floa
 says how to draw the latent vectors (``latent.distribution``: ``normal`` z ~ N(0, I) or
 ``uniform`` z ~ U(-1, 1)) and how to turn the output into pixels, p = round((x + 1) * 127.5)
 clipped to 0..255, as :func:`dlnd.generative.models.to_uint8` does. The server draws z with
-:func:`dlnd.generative.models.draw_latent` from a seeded PyTorch generator, so a seed gives
-the images ``dlnd sample --seed`` gives.
+:func:`dlnd.generative.latent.seeded_latent` (NumPy), so a seed gives the images
+``dlnd sample --seed`` gives.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dlnd.errors import UserError
+from dlnd.generative.latent import SEEDING
 from dlnd.generative.models import GAN, draw_latent
 from dlnd.io import atomic_write_text
 from dlnd.serve.card import CARD_FILE, CARD_VERSION, file_facts, portable_config, utc_stamp
@@ -149,10 +150,7 @@ def generator_card(
             "width": width,
             "meaning": "images; pixels are round((x + 1) * 127.5) clipped to 0..255",
         },
-        "seeding": (
-            "z for seed s is dlnd.generative.models.draw_latent(n, latent_size, distribution, "
-            "torch.Generator().manual_seed(s)), as dlnd sample draws it"
-        ),
+        "seeding": (SEEDING),
         "metrics": {
             "final": final_metrics or {},
             "checkpoint": meta.get("metrics", {}),
