@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlnd.generative.latent import seeded_latent
 from dlnd.generative.models import (
     GAN,
     CourseDiscriminator,
@@ -97,8 +98,10 @@ def test_generate_is_reproducible_and_in_eval_mode():
     assert not torch.equal(first, generator.generate(20, seed=6))
     assert generator.training  # the mode it was in is restored
     # eval mode: each image depends on its own latent vector, not on the rest of the batch
-    z = generator.latent(20, torch.Generator().manual_seed(5))
+    z = torch.from_numpy(seeded_latent(20, 10, "normal", 5))
     assert torch.equal(generator.render(z[:3]), first[:3])
+    # the first vectors of a seed do not depend on how many are drawn
+    assert torch.equal(generator.generate(3, seed=5), first[:3])
 
 
 def test_dcgan_initialisation_follows_radford_et_al():

@@ -243,7 +243,14 @@ def test_resumed_style_transfer_equals_an_uninterrupted_one(tmp_path):
     assert torch.equal(a["pixels"], b["pixels"])
 
 
-def test_export_refuses_a_style_transfer_run(tmp_path, capsys):
+def test_export_of_a_style_transfer_run_keeps_its_artwork_not_a_network(tmp_path, capsys):
+    """A style is served with PyTorch (tests/test_serve_style.py): no ONNX graph is written,
+    and TorchScript is refused with a sentence."""
     final = run_recipe("style-transfer", **QUICK, out=str(tmp_path), epochs=1)
-    assert main(["export", final["run_dir"]]) == 2
-    assert "does not describe an image classifier" in capsys.readouterr().err
+    assert main(["export", final["run_dir"], "--out", str(tmp_path / "style")]) == 0
+    assert sorted(p.name for p in (tmp_path / "style").iterdir()) == [
+        "model_card.json",
+        "style.png",
+    ]
+    assert main(["export", final["run_dir"], "--format", "torchscript"]) == 2
+    assert "leave out --format torchscript" in capsys.readouterr().err

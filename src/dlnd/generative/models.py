@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
+from dlnd.generative.latent import LATENT_DISTRIBUTIONS, seeded_latent
 
 
 class Generator(nn.Module):
@@ -57,11 +57,7 @@ class Generator(nn.Module):
         global generator, on the device.
         """
         where = "cpu" if generator is not None else self.device
-        shape = (n, self.latent_size)
-        if self.latent_distribution == "normal":
-            z = torch.randn(shape, generator=generator, device=where)
-        else:
-            z = torch.rand(shape, generator=generator, device=where) * 2 - 1
+        z = draw_latent(n, self.latent_size, self.latent_distribution, generator, where)
         return z.to(self.device)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -80,8 +76,26 @@ class Generator(nn.Module):
         return images
 
     def generate(self, n: int, seed: int) -> torch.Tensor:
-        """``n`` images as uint8 pixels (n, C, H, W): the same ``seed``, the same images."""
-        return self.render(self.latent(n, torch.Generator().manual_seed(seed)))
+        """``n`` images as uint8 pixels (n, C, H, W): the same ``seed``, the same images, on
+        every device and in the model server (:func:`dlnd.generative.latent.seeded_latent`)."""
+        z = seeded_latent(n, self.latent_size, self.latent_distribution, seed)
+        return self.render(torch.from_numpy(z))
+
+
+def draw_latent(
+    n: int,
+    latent_size: int,
+    distribution: str,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``n`` latent vectors (n, latent_size) from ``distribution``: z ~ N(0, I) for
+    ``"normal"``, z ~ U(-1, 1) for ``"uniform"``, from PyTorch's ``generator`` (training;
+    images asked for by seed use :func:`dlnd.generative.latent.seeded_latent`)."""
+    shape = (n, latent_size)
+    if distribution == "normal":
+        return torch.randn(shape, generator=generator, device=device)
+    return torch.rand(shape, generator=generator, device=device) * 2 - 1
 
 
 def latent_path(start: torch.Tensor, end: torch.Tensor, steps: int) -> torch.Tensor:
@@ -189,7 +203,8 @@ class DCGenerator(Generator):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.layers(z.view(len(z), -1, 1, 1))
+        # z as (N, latent, 1, 1) maps; [..., None, None] keeps N free for an ONNX export
+        return self.layers(z[..., None, None])
 
 
 class DCDiscriminator(nn.Module):

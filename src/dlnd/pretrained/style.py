@@ -38,7 +38,7 @@ smoothed map is positive with mean 1 whatever the image size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -329,6 +329,43 @@ class StyleSettings:
     snapshot_size: int = 160
 
 
+def image_optimizer(image: StyleImage, settings: StyleSettings) -> torch.optim.Optimizer:
+    """The optimizer of the image's pixels that ``settings`` name."""
+    params, lr = [image.pixels], settings.lr
+    if settings.optimizer == "lbfgs":
+        # One iteration per update and no line search: one forward and backward pass per
+        # step, like Adam, so that steps cost the same and progress is even.
+        return LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def stylise(
+    objective: StyleObjective,
+    start: torch.Tensor,
+    settings: StyleSettings,
+    steps: int,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """``steps`` updates of an image ``(1, 3, H, W)`` that starts as ``start`` (the photo),
+    outside the training loop (the model server runs this); ``on_step(step, image)`` after
+    each. Returns the image, detached, in [0, 1]."""
+    image = StyleImage(*start.shape[-2:], start=start)
+    optimizer = image_optimizer(image, settings)
+
+    def loss() -> torch.Tensor:  # L-BFGS may evaluate it more than once
+        optimizer.zero_grad()
+        value = objective(image())["loss"]
+        value.backward()
+        return value
+
+    for step in range(1, steps + 1):
+        optimizer.step(loss)
+        image.clamp_()
+        if on_step is not None:
+            on_step(step, image().detach())
+    return image().detach()
+
+
 class StyleTask(Task):
     """Style transfer for :func:`dlnd.loop.train`: one "epoch" is ``steps_per_epoch`` updates
     of the image, so that progress, checkpoints, ``--resume`` and learning curves work as for
@@ -352,14 +389,7 @@ class StyleTask(Task):
     def optimizers(self, total_steps: int) -> dict[str, Any]:
         # The image is on the loop's device now; the frozen network and its targets follow.
         self.objective.to(self.image.pixels.device)
-        params, lr = [self.image.pixels], self.settings.lr
-        if self.settings.optimizer == "lbfgs":
-            # One iteration per update and no line search: one forward and backward pass per
-            # step, like Adam, so that steps cost the same and progress is even.
-            optimizer = LBFGS(params, lr=lr, max_iter=1, history_size=LBFGS_HISTORY)
-        else:
-            optimizer = torch.optim.Adam(params, lr=lr)
-        return {"image": (optimizer, None)}
+        return {"image": (image_optimizer(self.image, self.settings), None)}
 
     def train_batches(self, epoch: int, dist: Any) -> list[int]:
         """The step numbers of the epoch: there is no data, only updates."""

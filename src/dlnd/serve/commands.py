@@ -26,7 +26,9 @@ def register(subparsers) -> None:
         description="Write MODEL as ONNX (default) or TorchScript plus model_card.json "
         "(classes, input, preprocessing, metrics, versions). MODEL is a training run, or "
         "pretrained:NAME for an ImageNet network (e.g. pretrained:efficientnet_lite0). The "
-        "export is checked against PyTorch on random inputs.",
+        "export is checked against PyTorch on random inputs. A GAN run exports its generator "
+        "(latent vectors -> images); a style-transfer run its artwork and settings (served "
+        "with PyTorch).",
     )
     p.add_argument(
         "model", metavar="MODEL", help="a run folder (see 'dlnd runs') or pretrained:NAME"

@@ -20,6 +20,10 @@ class UnknownModel(LookupError):
     """A request named a model (or an endpoint) the server does not serve (HTTP 404)."""
 
 
+class Busy(Exception):
+    """The model is already doing all the work it takes at once; try again later (HTTP 503)."""
+
+
 class BodyTooLarge(Exception):
     """The request body passed the server's limit (HTTP 413)."""
 
@@ -45,4 +49,5 @@ CLIENT_ERRORS: dict[type[Exception], int] = {
     BodyTooLarge: 413,
     UnsupportedInput: 415,
     InputError: 422,
+    Busy: 503,
 }

@@ -69,15 +69,21 @@ def sample_inputs(input_spec: dict[str, Any], batch: int, seed: int = 0) -> torc
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
-def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def write_onnx(
+    model: torch.nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    input_name: str = INPUT_NAME,
+    output_name: str = OUTPUT_NAME,
+) -> None:
     """Export ``model`` to ONNX with a free batch dimension (torch.export-based exporter)."""
     import_extra("onnxscript")  # the exporter's dependency; missing -> how to install it
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.onnx.export(
         model,
         (example,),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
+        input_names=[input_name],
+        output_names=[output_name],
         dynamic_shapes=({0: batch},),
         external_data=False,
         verbose=False,
@@ -102,7 +108,7 @@ def write_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path)
 
 
 def exported_outputs(fmt: str, path: Path, x: torch.Tensor) -> np.ndarray:
-    """Run the exported file on ``x: (batch, C, H, W)``; returns ``(batch, classes)``."""
+    """Run the exported file on ``x: (batch, ...)``; returns its first output ``(batch, ...)``."""
     if fmt == "onnx":
         from dlnd.serve.runtime import OnnxModel
 
@@ -159,7 +165,9 @@ def export_run(
 ) -> Path:
     """Export the model of a training run; returns the folder written (default
     ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
-    :func:`dlnd.serve.tabular_export.export_numpy_run`."""
+    :func:`dlnd.serve.tabular_export.export_numpy_run`, a GAN's generator through
+    :func:`dlnd.serve.generation_export.export_generator`, a style transfer's artwork and
+    settings through :func:`dlnd.serve.style_export.export_style`."""
     run_dir = Path(run_dir)
     if (run_dir / MODEL_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
         if fmt != "onnx":
@@ -167,7 +175,13 @@ def export_run(
         return export_numpy_run(run_dir, out, name)
     model, meta = load_model(run_dir)
     out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
-    export_model(
+    exporter = export_model
+    task = (meta.get("info") or {}).get("task")
+    if task == "image-generation":
+        from dlnd.serve.generation_export import export_generator as exporter
+    elif task == "style-transfer":
+        from dlnd.serve.style_export import export_style as exporter
+    exporter(
         model,
         meta,
         fmt,

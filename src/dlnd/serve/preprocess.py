@@ -23,6 +23,7 @@ __all__ = [
     "FORMATS",
     "MAX_IMAGE_PIXELS",
     "InputError",
+    "base64_bytes",
     "decode_base64_image",
     "decode_image",
     "input_shape",
@@ -115,18 +116,22 @@ def decode_image(data: bytes, input_spec: dict[str, Any]) -> np.ndarray:
         ) from err
 
 
-def decode_base64_image(text: str, input_spec: dict[str, Any]) -> np.ndarray:
-    """Decode a base64 image (a ``data:image/...;base64,`` prefix is allowed), see
-    :func:`decode_image`. Returns ``(channels, height, width)`` float32 in [0, 1]."""
+def base64_bytes(text: str) -> bytes:
+    """The bytes of a base64 image (a ``data:image/...;base64,`` prefix is allowed)."""
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:
-        data = base64.b64decode(text, validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
         raise InputError(
             "image_base64 is not valid base64; encode the image file's bytes with base64."
         ) from err
-    return decode_image(data, input_spec)
+
+
+def decode_base64_image(text: str, input_spec: dict[str, Any]) -> np.ndarray:
+    """Decode a base64 image (a ``data:image/...;base64,`` prefix is allowed), see
+    :func:`decode_image`. Returns ``(channels, height, width)`` float32 in [0, 1]."""
+    return decode_image(base64_bytes(text), input_spec)
 
 
 def pixels_to_input(pixels: Any, input_spec: dict[str, Any]) -> np.ndarray:

@@ -20,6 +20,8 @@ from dlnd.errors import UserError
 from dlnd.serve.card import CARD_FILE, CARD_VERSION
 from dlnd.serve.classifier import ImageClassifier
 from dlnd.serve.errors import UnknownModel, UnsupportedInput
+from dlnd.serve.generation import ImageGenerator
+from dlnd.serve.style_transfer import StyleTransfer
 from dlnd.serve.tabular import TabularClassifier, TabularRegressor
 from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 from dlnd.serve.task import ParsePool, ServedModel, ServeSettings
@@ -40,7 +42,13 @@ DEMO_MODELS = Path(__file__).parent / "demo_models"
 # Every task this server can serve: the card's ``task`` -> the class that serves it.
 TASKS: dict[str, type[ServedModel]] = {
     task_class.task: task_class
-    for task_class in (ImageClassifier, TabularRegressor, TabularClassifier)
+    for task_class in (
+        ImageClassifier,
+        TabularRegressor,
+        TabularClassifier,
+        ImageGenerator,
+        StyleTransfer,
+    )
 }
 
 
@@ -104,7 +112,9 @@ def read_card(folder: Path, tasks: Mapping[str, type[ServedModel]] = TASKS) -> d
         ) from err
     if not isinstance(card, dict):
         raise UserError(f"{folder / CARD_FILE} is not a model card; export the model again.")
-    if card.get("card_version") != CARD_VERSION or card.get("format") != "onnx":
+    task_class = tasks.get(str(card.get("task")))
+    expected_format = task_class.model_format if task_class else "onnx"
+    if card.get("card_version") != CARD_VERSION or card.get("format") != expected_format:
         raise UserError(
             f"{folder} holds a {card.get('format')!r} model card of version "
             f"{card.get('card_version')!r}; serving needs an ONNX export "

@@ -129,6 +129,7 @@ class ServedModel(ABC):
     task: ClassVar[str]
     endpoints: ClassVar[tuple[Endpoint, ...]]
     page: ClassVar[TaskPage | None] = None
+    model_format: ClassVar[str] = "onnx"  # the card's "format" this task serves
     batcher: MicroBatcher | None = None  # set by tasks that batch their forward passes
 
     def __init__(
