@@ -1,0 +1,182 @@
+"""Text models behind the API: language models write text (``generate``), sentence
+classifiers say positive or negative (``predict``). Real quick runs of char-rnn, tv-script
+and sentiment-rnn, exported to ONNX and checked against PyTorch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from serve_fixtures import text_export, text_run
+
+from dlnd.sequence.language_model import sample_next
+from dlnd.sequence.sampling import load_language_model, write
+from dlnd.serve.app import create_app
+from dlnd.serve.card import CARD_FILE
+from dlnd.serve.text_generation import MAX_LENGTH, MAX_PRIME_CHARS, sample_token
+from dlnd.text import load_vocabulary
+
+CHARS = "/v1/models/char-rnn/generate"
+WORDS = "/v1/models/tv-script/generate"
+
+
+LANGUAGE_MODELS = ("chars", "words")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return {key: text_run(tmp_path_factory, key) for key in LANGUAGE_MODELS}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    return {key: text_export(tmp_path_factory, key) for key in LANGUAGE_MODELS}
+
+
+@pytest.fixture(scope="module")
+def app(exports):
+    return create_app([exports["chars"], exports["words"]], access_log=False)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["chars", "words"])
+def test_a_language_model_exports_its_step_and_vocabulary(runs, exports, key):
+    card = json.loads((exports[key] / CARD_FILE).read_text())
+    _, vocab = load_language_model(runs[key])
+    assert card["task"] == "text-generation"
+    assert card["verification"]["max_abs_diff_vs_pytorch"] <= card["verification"]["tolerance"]
+    assert load_vocabulary(exports[key] / card["vocabulary"]) == vocab
+    assert card["never_written"] == [vocab.unknown_id]
+
+
+# ---- generate -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "path", "prime"), [("chars", CHARS, "Anna"), ("words", WORDS, "jerry:")]
+)
+def test_greedy_text_equals_what_pytorch_writes(runs, client, key, path, prime):
+    """top_k=1 leaves no randomness: the served text must be PyTorch's, token for token."""
+    model, vocab = load_language_model(runs[key])
+    expected = write(model, vocab, prime, 60, top_k=1)[0]
+    reply = client.post(path, json={"prime": prime, "length": 60, "top_k": 1, "seed": 7})
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"model": path.split("/")[3], "text": expected}
+
+
+def test_the_same_seed_writes_the_same_text_and_another_seed_another(client):
+    ask = {"prime": "The ", "length": 120, "temperature": 1.5}
+    first = client.post(CHARS, json={**ask, "seed": 1}).json()["text"]
+    assert client.post(CHARS, json={**ask, "seed": 1}).json()["text"] == first
+    assert client.post(CHARS, json={**ask, "seed": 2}).json()["text"] != first
+    assert len(first) == 120
+
+
+def test_unknown_characters_in_the_prime_are_read_and_never_written(client):
+    reply = client.post(CHARS, json={"prime": "Жж 🙂\ud7ff", "length": 300, "temperature": 3.0})
+    assert reply.status_code == 200, reply.text
+    assert "\ufffd" not in reply.json()["text"]
+
+
+@pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.5, None), (2.0, 3), (1.0, 1)])
+def test_sampled_tokens_follow_pytorchs_distribution(temperature, top_k):
+    """The NumPy sampler draws from the distribution torch's sampler draws from: the
+    frequencies of 20,000 draws of each match within a few standard errors."""
+    logits = np.array([2.0, 0.5, 1.0, 3.0, -1.0, 2.5], np.float32)  # token 3 best, 0 excluded
+    draws = 20_000
+    rng = np.random.default_rng(0)
+    ours = np.bincount(
+        [sample_token(logits, temperature, top_k, (3,), rng) for _ in range(draws)], minlength=6
+    )
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.from_numpy(logits).repeat(draws, 1)
+    theirs = np.bincount(sample_next(batch, temperature, top_k, (3,), generator), minlength=6)
+    assert ours[3] == theirs[3] == 0
+    p = theirs / draws
+    spread = 5 * np.sqrt(np.maximum(p * (1 - p), 1e-4) / draws) * 2
+    assert np.all(np.abs(ours / draws - p) <= spread), (ours, theirs)
+    assert np.all((ours == 0) == (theirs == 0))  # top-k keeps the same tokens
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"length": 0}, "length"),
+        ({"length": MAX_LENGTH + 1}, "length"),
+        ({"temperature": 0}, "temperature"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"temperature": 11}, "temperature"),
+        ({"top_k": 0}, "top_k"),
+        ({"seed": -1}, "seed"),
+        ({"prime": ""}, "prime"),
+        ({"prime": "a" * (MAX_PRIME_CHARS + 1)}, "prime"),
+        ({"prime": 5}, "prime"),
+        ({"length": "20"}, "length"),
+        ({"stream": "yes", "words": 3}, "Extra inputs"),
+    ],
+)
+def test_out_of_bounds_settings_get_422_with_a_sentence(client, change, fragment):
+    reply = client.post(CHARS, json={"prime": "Anna", "length": 20, **change})
+    assert reply.status_code == 422
+    detail = reply.json()["detail"]
+    assert fragment in detail and detail.endswith(".")
+
+
+def test_a_prime_of_only_spaces_for_a_word_model_is_refused(client):
+    reply = client.post(WORDS, json={"prime": "   \t ", "length": 5})
+    assert reply.status_code == 422
+    assert reply.json()["detail"] == "The prime holds no token to start from; give some text."
+
+
+def test_a_long_generation_blocks_neither_healthz_nor_other_generations(app):
+    """While the longest generation runs in a worker thread, /healthz answers and a short
+    generation finishes first."""
+
+    async def race() -> tuple[list[str], float]:
+        finished: list[str] = []
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+
+            async def generate(name: str, length: int) -> None:
+                body = {"prime": "Anna", "length": length}
+                reply = await http.post(CHARS, json=body, timeout=120)
+                assert reply.status_code == 200
+                finished.append(name)
+
+            long = asyncio.ensure_future(generate("long", MAX_LENGTH))
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            health = await http.get("/healthz")
+            health_s = time.perf_counter() - started
+            assert health.status_code == 200
+            finished.append("healthz")
+            await generate("short", 5)
+            await long
+        return finished, health_s
+
+    finished, health_s = asyncio.run(race())
+    assert finished == ["healthz", "short", "long"]
+    assert health_s < 0.5
+
+
+def test_the_model_list_shows_the_text_generator(client):
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert models["char-rnn"]["task"] == "text-generation"
+    assert models["char-rnn"]["endpoints"] == ["generate"]
+    assert models["tv-script"]["input"]["unit"] == "word"
+    schema = client.get("/openapi.json").json()
+    assert "/v1/models/{name}/generate" in schema["paths"]
