@@ -1,0 +1,81 @@
+"""The text tabs of the web page in a real browser: ``dlnd serve`` with a char-rnn export
+writes a continuation of a typed prime. Needs Debian's ``chromium`` and the ``playwright``
+package; skipped without them, except under ``CI=true`` where it fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from serve_fixtures import text_export
+from test_serve_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, require_browser
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory) -> Iterator[str]:
+    """``dlnd serve`` of the exported text models in a subprocess on a free local port."""
+    folders = [str(text_export(tmp_path_factory, key)) for key in ("chars",)]
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlnd", "serve", "--port", str(port), *folders],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dlnd serve did not start:\n{process.stdout.read()}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_typing_a_prime_writes_its_continuation(text_server):
+    sync_api = require_browser()
+    expect = sync_api.expect
+    OUTPUT.mkdir(exist_ok=True)
+    errors: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+            page.goto(text_server)
+            page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+            page.locator("#tab-write").click()
+            page.locator("#write-prime").fill("Anna was")
+            page.locator("#write-length").fill("80")
+            page.locator("#write-seed").fill("3")
+            page.locator("#write-submit").click()
+            continuation = page.locator("#write-continuation")
+            expect(continuation).not_to_be_empty(timeout=20_000)
+            expect(page.locator("#write-prime-echo")).to_have_text("Anna was")
+            temperature = float(page.locator("#write-temperature").input_value())
+            top_k = page.locator("#write-top-k").input_value()
+            shown = continuation.text_content()
+            page.screenshot(path=str(OUTPUT / "serve-text-generation.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    asked = {"prime": "Anna was", "length": 80, "temperature": temperature, "seed": 3}
+    if top_k:
+        asked["top_k"] = int(top_k)
+    reply = httpx.post(f"{text_server}/v1/models/char-rnn/generate", json=asked, timeout=30)
+    assert shown == reply.json()["text"]
+    assert len(shown) == 80
