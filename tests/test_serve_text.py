@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 
 import httpx
@@ -15,12 +16,16 @@ import torch
 from fastapi.testclient import TestClient
 from serve_fixtures import text_export, text_run
 
+from dlnd.checkpoint import load_model
 from dlnd.sequence.language_model import sample_next
+from dlnd.sequence.reviews import generated_review
 from dlnd.sequence.sampling import load_language_model, write
 from dlnd.serve.app import create_app
 from dlnd.serve.card import CARD_FILE
+from dlnd.serve.text_classifier import MAX_TEXT_CHARS, MAX_TOKENS
 from dlnd.serve.text_generation import MAX_LENGTH, MAX_PRIME_CHARS, sample_token
 from dlnd.text import load_vocabulary
+from dlnd.text.vocabulary import vocabulary_from_dict
 
 CHARS = "/v1/models/char-rnn/generate"
 WORDS = "/v1/models/tv-script/generate"
@@ -180,3 +185,127 @@ def test_the_model_list_shows_the_text_generator(client):
     assert models["tv-script"]["input"]["unit"] == "word"
     schema = client.get("/openapi.json").json()
     assert "/v1/models/{name}/generate" in schema["paths"]
+
+
+# ---- text classification --------------------------------------------------------------------
+
+REVIEWS = "/v1/models/sentiment-rnn/predict"
+
+
+@pytest.fixture(scope="module")
+def review_run(tmp_path_factory):
+    return text_run(tmp_path_factory, "reviews")
+
+
+@pytest.fixture(scope="module")
+def review_app(tmp_path_factory):
+    return create_app([text_export(tmp_path_factory, "reviews")], access_log=False, max_wait_ms=20)
+
+
+@pytest.fixture(scope="module")
+def review_client(review_app):
+    with TestClient(review_app) as test_client:
+        yield test_client
+
+
+def pytorch_probabilities(run_dir, texts: list[str]) -> np.ndarray:
+    """Each text's class probabilities (N, 2) from the packed PyTorch model, one at a time."""
+    model, meta = load_model(run_dir)
+    vocab = vocabulary_from_dict(meta["info"]["vocabulary"])
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.from_numpy(vocab.encode(text)).unsqueeze(0)
+            logits = model.eval()(ids, torch.tensor([ids.shape[1]]))
+            rows.append(logits.softmax(1)[0].numpy())
+    return np.stack(rows)
+
+
+def test_a_sentence_classifier_exports_with_its_labels(tmp_path_factory):
+    card = json.loads((text_export(tmp_path_factory, "reviews") / CARD_FILE).read_text())
+    assert card["task"] == "text-classification"
+    assert card["classes"] == ["negative", "positive"]
+    assert card["architecture"]["kind"] == "lstm" and card["architecture"]["bidirectional"]
+    assert card["verification"]["max_abs_diff_vs_pytorch"] <= card["verification"]["tolerance"]
+
+
+def test_served_probabilities_equal_the_packed_pytorch_model(review_run, review_client):
+    rng = random.Random(5)
+    texts = [generated_review(rng, positive=i % 2 == 0) for i in range(12)]
+    texts += ["not good", "superb !", "the film is"]
+    expected = pytorch_probabilities(review_run, texts)
+    for text, want in zip(texts, expected):
+        reply = review_client.post(REVIEWS, json={"text": text})
+        assert reply.status_code == 200, reply.text
+        answer = reply.json()
+        served = {p["index"]: p["probability"] for p in answer["predictions"]}
+        assert [p["label"] for p in answer["predictions"]] == (
+            ["positive", "negative"] if want[1] > want[0] else ["negative", "positive"]
+        )
+        np.testing.assert_allclose([served[0], served[1]], want, atol=1e-5)
+        assert answer["truncated"] is False
+
+
+@pytest.mark.parametrize(
+    "text", ["zxqvw blorp", "ЖЖЖ 🙂 ☃", "\u0000\u200b é", "good" + "\ud7ff" * 3, "!!!"]
+)
+def test_unknown_words_and_any_unicode_are_answered(review_client, text):
+    reply = review_client.post(REVIEWS, json={"text": text, "top_k": 1})
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["predictions"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"text": ""}, "text"),
+        ({"text": 5}, "text"),
+        ({"text": ["good"]}, "text"),
+        ({}, "text"),
+        ({"text": "good", "top_k": 0}, "top_k"),
+        ({"text": "x" * (MAX_TEXT_CHARS + 1)}, "at most"),
+        ({"text": " \t  "}, "The text holds no words"),
+        ({"text": "good", "label": 1}, "Extra inputs"),
+    ],
+)
+def test_bad_texts_get_422_with_a_sentence(review_client, body, fragment):
+    reply = review_client.post(REVIEWS, json=body)
+    assert reply.status_code == 422
+    detail = reply.json()["detail"]
+    assert fragment in detail and detail.endswith(".")
+
+
+def test_a_long_text_is_read_up_to_the_limit_and_says_so(review_client):
+    words = ("the film is good but the ending is dull " * 100).split()
+    first = " ".join(words[:MAX_TOKENS])
+    long = review_client.post(REVIEWS, json={"text": " ".join(words)}).json()
+    short = review_client.post(REVIEWS, json={"text": first}).json()
+    assert long["truncated"] is True and long["tokens"] == len(words) > MAX_TOKENS
+    assert long["predictions"] == short["predictions"]
+    assert short["truncated"] is False and short["tokens"] == MAX_TOKENS
+
+
+def test_concurrent_texts_share_forward_passes_and_keep_their_own_answers(
+    review_app, review_client
+):
+    rng = random.Random(9)
+    texts = [generated_review(rng, positive=i % 3 == 0) for i in range(64)]
+    texts[5] = "good " * 50  # a long one in the same batch as short ones
+    alone = [review_client.post(REVIEWS, json={"text": t}).json() for t in texts]
+
+    async def ask_all() -> list[dict]:
+        transport = httpx.ASGITransport(app=review_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            replies = await asyncio.gather(*(http.post(REVIEWS, json={"text": t}) for t in texts))
+        return [r.json() for r in replies]
+
+    batcher = review_app.state.registry.get("sentiment-rnn").batcher
+    batches_before = batcher.batches_run
+    together = asyncio.run(ask_all())
+    assert batcher.batches_run - batches_before < len(texts) / 4
+    for one, shared in zip(alone, together):
+        assert [p["label"] for p in one["predictions"]] == [
+            p["label"] for p in shared["predictions"]
+        ]
+        for a, b in zip(one["predictions"], shared["predictions"]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)

@@ -23,6 +23,7 @@ from dlnd.serve.errors import UnknownModel, UnsupportedInput
 from dlnd.serve.tabular import TabularClassifier, TabularRegressor
 from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 from dlnd.serve.task import ParsePool, ServedModel, ServeSettings
+from dlnd.serve.text_classifier import TextClassifier
 from dlnd.serve.text_generation import TextGenerator
 from dlnd.store import MODEL_FILE
 
@@ -41,7 +42,13 @@ DEMO_MODELS = Path(__file__).parent / "demo_models"
 # Every task this server can serve: the card's ``task`` -> the class that serves it.
 TASKS: dict[str, type[ServedModel]] = {
     task_class.task: task_class
-    for task_class in (ImageClassifier, TabularRegressor, TabularClassifier, TextGenerator)
+    for task_class in (
+        ImageClassifier,
+        TabularRegressor,
+        TabularClassifier,
+        TextGenerator,
+        TextClassifier,
+    )
 }
 
 
