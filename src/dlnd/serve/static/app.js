@@ -86,6 +86,7 @@ const dlnd = (() => {
 
   function describeInput(m) {
     if (m.features) return m.features.map((f) => f.name).join(", ");
+    if (m.input && m.input.unit) return `text: ${m.input.vocabulary_size} known ${m.input.unit}s`;
     if (m.input && m.input.channels) {
       return `${m.input.channels}x${m.input.height}x${m.input.width} ${m.input.color || ""}`;
     }
