@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import time
 
 import httpx
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from serve_fixtures import text_export, text_run
 
 from dlnd.checkpoint import load_model
+from dlnd.errors import UserError
 from dlnd.sequence.language_model import sample_next
 from dlnd.sequence.reviews import generated_review
 from dlnd.sequence.sampling import load_language_model, write
@@ -309,3 +311,34 @@ def test_concurrent_texts_share_forward_passes_and_keep_their_own_answers(
         ]
         for a, b in zip(one["predictions"], shared["predictions"]):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+@pytest.mark.parametrize(("path", "prime"), [(CHARS, "Anna"), (WORDS, 'jerry: "hi')])
+def test_a_streamed_text_arrives_in_pieces_that_join_to_the_whole_text(client, path, prime):
+    ask = {"prime": prime, "length": 41, "temperature": 1.2, "seed": 4}
+    whole = client.post(path, json=ask).json()["text"]
+    with client.stream("POST", path, json={**ask, "stream": True}) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        events = [e for e in "".join(reply.iter_text()).split("\n\n") if e]
+    pieces = [json.loads(e.removeprefix("data: "))["text"] for e in events[:-1]]
+    assert len(pieces) == 11  # 41 tokens in pieces of 4
+    assert "".join(pieces) == whole
+    assert events[-1] == 'event: done\ndata: {"model": "' + path.split("/")[3] + '"}'
+
+
+def test_a_bad_streamed_request_is_refused_before_any_event(client):
+    reply = client.post(CHARS, json={"prime": "Anna", "length": 0, "stream": True})
+    assert reply.status_code == 422
+    assert reply.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("key", ["chars", "reviews"])
+@pytest.mark.parametrize("damage", [{"vocabulary": None}, {"state": 3, "classes": 3}])
+def test_a_damaged_text_card_is_a_user_error(tmp_path_factory, tmp_path, key, damage):
+    folder = tmp_path / "model"
+    shutil.copytree(text_export(tmp_path_factory, key), folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    (folder / CARD_FILE).write_text(json.dumps({**card, **damage}))
+    with pytest.raises(UserError, match="damaged|vocabulary"):
+        create_app([folder], access_log=False)

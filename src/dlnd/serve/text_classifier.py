@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlnd.errors import UserError
 from dlnd.serve.batching import MicroBatcher
 from dlnd.serve.classifier import Prediction, softmax
 from dlnd.serve.errors import InputError
@@ -114,8 +115,15 @@ class TextClassifier(ServedModel):
         parse_pool: ParsePool,
     ) -> None:
         super().__init__(name, card, folder, settings, parse_pool)
-        self.classes = list(card["classes"])
-        self.vocab: Vocabulary = load_vocabulary(folder / Path(card["vocabulary"]).name)
+        try:
+            self.classes = [str(label) for label in card["classes"]]
+            self.vocab: Vocabulary = load_vocabulary(folder / Path(card["vocabulary"]).name)
+        except (KeyError, TypeError) as err:
+            raise UserError(
+                f"{folder} holds a damaged {self.task} model card (at {err}); export it again."
+            ) from err
+        if self.vocab.padding_id is None:
+            raise UserError(f"The vocabulary in {folder} has no padding token; export it again.")
         forward = SentenceBatch(folder / card["file"], settings.threads)
         warm_up, _ = encode_row(self.vocab, "warm up")
         forward(np.stack([warm_up] * settings.max_batch))
