@@ -65,7 +65,7 @@ def test_typing_a_prime_writes_its_continuation(text_server):
             page.locator("#write-seed").fill("3")
             page.locator("#write-submit").click()
             continuation = page.locator("#write-continuation")
-            expect(continuation).not_to_be_empty(timeout=20_000)
+            expect(continuation).to_have_attribute("data-done", "true", timeout=20_000)
             expect(page.locator("#write-prime-echo")).to_have_text("Anna was")
             temperature = float(page.locator("#write-temperature").input_value())
             top_k = page.locator("#write-top-k").input_value()

@@ -1,5 +1,6 @@
 // The "Write text" tab: a prime, a temperature and a length in; the language model's
-// continuation out, shown after the prime. Same seed, same text.
+// continuation out, shown after the prime as it is written (server-sent events). Same
+// seed, same text.
 "use strict";
 
 (() => {
@@ -39,24 +40,60 @@
     return body;
   }
 
+  // The answer's server-sent events, each {event, data} as it arrives.
+  async function* events(response) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const lines = buffer.slice(0, end).split("\n");
+        buffer = buffer.slice(end + 2);
+        const event = lines.find((line) => line.startsWith("event: "));
+        const data = lines.find((line) => line.startsWith("data: "));
+        yield { event: event ? event.slice(7) : "message", data: JSON.parse(data.slice(6)) };
+      }
+    }
+  }
+
+  // Ask for the text as a stream, and show each piece as it comes.
   async function generate() {
     const model = current();
     if (!model) return;
     const ticket = ++latest;
     const body = request();
     dlnd.showStatus(status, "Writing...");
+    primeEcho.textContent = body.prime;
+    written.textContent = "";
+    delete written.dataset.done;
     const started = performance.now();
     try {
-      const reply = await dlnd.api(`/v1/models/${encodeURIComponent(model.name)}/generate`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      if (ticket !== latest) return;
-      primeEcho.textContent = body.prime;
-      written.textContent = reply.text;
-      const seconds = ((performance.now() - started) / 1000).toFixed(2);
-      dlnd.showStatus(status, `${model.name}: ${body.length} ${model.input.unit}s in ${seconds} s`);
+      const response = await dlnd.request(
+        `/v1/models/${encodeURIComponent(model.name)}/generate`,
+        {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ ...body, stream: true }),
+        },
+      );
+      if (!response.ok) {
+        const reply = await response.json().catch(() => ({}));
+        throw new Error(reply.detail || `${response.status} ${response.statusText}`);
+      }
+      for await (const { event, data } of events(response)) {
+        if (ticket !== latest) return;
+        if (event === "done") {
+          written.dataset.done = "true";
+          const seconds = ((performance.now() - started) / 1000).toFixed(2);
+          dlnd.showStatus(status, `${model.name}: ${body.length} ${model.input.unit}s in ${seconds} s`);
+        } else {
+          written.textContent += data.text;
+        }
+      }
+      if (written.dataset.done !== "true") throw new Error("The text stopped before its end.");
     } catch (error) {
       if (ticket !== latest) return;
       dlnd.showStatus(status, error.message, true);
