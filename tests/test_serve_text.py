@@ -19,14 +19,16 @@ from serve_fixtures import text_export, text_run
 
 from dlnd.checkpoint import load_model
 from dlnd.errors import UserError
+from dlnd.sequence.classifiers import build_sentence_model
 from dlnd.sequence.language_model import sample_next
-from dlnd.sequence.reviews import generated_review
+from dlnd.sequence.reviews import LABELS, WORD_OPTIONS, generated_review, generated_reviews
 from dlnd.sequence.sampling import load_language_model, write
 from dlnd.serve.app import create_app
 from dlnd.serve.card import CARD_FILE
 from dlnd.serve.text_classifier import MAX_TEXT_CHARS, MAX_TOKENS
 from dlnd.serve.text_generation import MAX_LENGTH, MAX_PRIME_CHARS, sample_token
-from dlnd.text import load_vocabulary
+from dlnd.store import save_model
+from dlnd.text import WordVocabulary, load_vocabulary
 from dlnd.text.vocabulary import vocabulary_from_dict
 
 CHARS = "/v1/models/char-rnn/generate"
@@ -342,3 +344,32 @@ def test_a_damaged_text_card_is_a_user_error(tmp_path_factory, tmp_path, key, da
     (folder / CARD_FILE).write_text(json.dumps({**card, **damage}))
     with pytest.raises(UserError, match="damaged|vocabulary"):
         create_app([folder], access_log=False)
+
+
+def save_cnn_run(run_dir, seed: int = 0):
+    """A seeded (untrained) Kim CNN over the generated reviews' words, saved as a
+    sentiment-cnn run: the export and the server see the real model class."""
+    torch.manual_seed(seed)
+    reviews = generated_reviews(200, seed)
+    vocab = WordVocabulary.build(reviews.sentences, padding=True, **WORD_OPTIONS)
+    spec = {
+        "kind": "cnn", "vocab_size": len(vocab), "embedding_dim": 8, "padding_id": 0,
+        "unknown_id": 1, "classes": 2, "widths": [3, 4, 5], "feature_maps": 6,
+        "dropout": 0.5, "max_norm": 3.0, "word_dropout": 0.0,
+    }  # fmt: skip
+    model = build_sentence_model(spec)
+    info = {"task": "text-classification", "labels": LABELS, "vocabulary": vocab.to_dict()}
+    meta = {"recipe": "sentiment-cnn", "config": {}, "info": {**info, "model": spec}}
+    save_model(run_dir, model.state_dict(), meta)
+    return reviews.sentences
+
+
+def test_a_sentence_cnn_is_served_with_the_scores_of_pytorch(tmp_path):
+    sentences = save_cnn_run(tmp_path / "run")
+    texts = [*sentences[:10], "bad", "a", "not good at all"]  # shorter than the widest window
+    expected = pytorch_probabilities(tmp_path / "run", texts)
+    with TestClient(create_app([tmp_path / "run"], access_log=False)) as client:
+        for text, want in zip(texts, expected):
+            answer = client.post("/v1/models/sentiment-cnn/predict", json={"text": text}).json()
+            served = sorted((p["index"], p["probability"]) for p in answer["predictions"])
+            np.testing.assert_allclose([p for _, p in served], want, atol=1e-5)
