@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from serve_fixtures import text_export, text_run
 
 from dlnd.checkpoint import load_model
@@ -373,3 +375,22 @@ def test_a_sentence_cnn_is_served_with_the_scores_of_pytorch(tmp_path):
             answer = client.post("/v1/models/sentiment-cnn/predict", json={"text": text}).json()
             served = sorted((p["index"], p["probability"]) for p in answer["predictions"])
             np.testing.assert_allclose([p for _, p in served], want, atol=1e-5)
+
+
+@given(text=st.text(max_size=300), top_k=st.integers(-2, 4) | st.none())
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_text_is_answered_without_a_server_error(review_client, text, top_k):
+    body = {"text": text} if top_k is None else {"text": text, "top_k": top_k}
+    reply = review_client.post(REVIEWS, json=body)
+    assert reply.status_code in (200, 422), reply.text
+    if reply.status_code == 200:
+        assert sum(p["probability"] for p in reply.json()["predictions"]) <= 1 + 1e-6
+
+
+@given(prime=st.text(max_size=100), length=st.integers(-1, 30), top_k=st.integers(0, 40))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_prime_is_continued_without_a_server_error(client, prime, length, top_k):
+    body = {"prime": prime, "length": length, "top_k": top_k}
+    reply = client.post(WORDS, json=body)
+    assert reply.status_code in (200, 422), reply.text
+    assert reply.status_code == 422 or "<unk>" not in reply.json()["text"]
