@@ -35,7 +35,7 @@ from dlnd.errors import UserError
 from dlnd.serve.errors import InputError
 from dlnd.serve.runtime import OnnxModel
 from dlnd.serve.task import Endpoint, ParsePool, ServedModel, ServeSettings, TaskPage, parse_json
-from dlnd.text import Vocabulary, continuation, load_vocabulary
+from dlnd.text import Vocabulary, continuation, load_vocabulary, never_written
 
 MAX_PRIME_CHARS = 2_000
 MAX_LENGTH = 2_000  # tokens one request may write
@@ -191,12 +191,12 @@ class TextGenerator(ServedModel):
         super().__init__(name, card, folder, settings, parse_pool)
         try:
             self.vocab: Vocabulary = load_vocabulary(folder / Path(card["vocabulary"]).name)
-            self.exclude = tuple(int(i) for i in card["never_written"])
             layers, hidden_size = int(card["state"]["layers"]), int(card["state"]["hidden_size"])
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(
                 f"{folder} holds a damaged {self.task} model card (at {err}); export it again."
             ) from err
+        self.exclude = never_written(self.vocab)  # the unknown token, padding if any
         self.steps = LanguageModelSteps(
             folder / card["file"], layers, hidden_size, settings.threads
         )
