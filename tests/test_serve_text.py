@@ -8,6 +8,8 @@ import asyncio
 import json
 import random
 import shutil
+import subprocess
+import sys
 import time
 
 import httpx
@@ -394,3 +396,20 @@ def test_any_prime_is_continued_without_a_server_error(client, prime, length, to
     reply = client.post(WORDS, json=body)
     assert reply.status_code in (200, 422), reply.text
     assert reply.status_code == 422 or "<unk>" not in reply.json()["text"]
+
+
+def test_serving_exported_text_models_needs_no_pytorch(tmp_path_factory):
+    folders = [str(text_export(tmp_path_factory, key)) for key in ("chars", "reviews")]
+    code = f"""
+import sys
+from fastapi.testclient import TestClient
+from dlnd.serve.app import create_app
+with TestClient(create_app({folders!r}, access_log=False)) as client:
+    text = client.post("{CHARS}", json={{"prime": "Anna", "length": 20}})
+    review = client.post("{REVIEWS}", json={{"text": "a superb film"}})
+print(text.status_code, review.status_code, "torch" in sys.modules)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert result.stdout.split() == ["200", "200", "False"]
