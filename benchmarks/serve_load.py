@@ -1,16 +1,22 @@
 """Load test of ``dlnd serve`` against a one-request-one-forward Flask app, same model.
 
 Both servers run on 127.0.0.1 in their own process and answer the same requests: a real
-MNIST test digit as a JSON pixel array, top-5 classes back. A fixed number of requests is
-sent by 64 concurrent clients (keep-alive HTTP/1.1 connections, one asyncio loop, request
-bytes prepared in advance so the client costs little CPU). Reported per server: requests/s,
-p50/p99 latency, errors, and the accuracy of the answers; then the ratio of throughputs.
+MNIST test digit as a JSON pixel array, top-5 classes back; or, for a sentence classifier
+(``--model`` an exported sentiment-rnn or sentiment-cnn), a real MR review sentence as
+``{"text": ...}`` (generated reviews without the data), its classes back. A fixed number of
+requests is sent by 64 concurrent clients (keep-alive HTTP/1.1 connections, one asyncio
+loop, request bytes prepared in advance so the client costs little CPU). Reported per
+server: requests/s, p50/p99 latency, errors, and the accuracy of the answers; then the
+ratio of throughputs.
 
     python benchmarks/serve_load.py                      # the demo MNIST model
     python benchmarks/serve_load.py --model DIR --requests 20000
+    dlnd export runs/sentiment-rnn/STAMP --out /tmp/sentiment-rnn
+    python benchmarks/serve_load.py --model /tmp/sentiment-rnn       # MR sentences
 
 The Flask baseline is the usual course deployment: Flask's own threaded server, JSON in,
-one ONNX Runtime forward pass per request (default session settings), JSON out.
+one ONNX Runtime forward pass per request (default session settings), JSON out; for text,
+the sentence is split by the model's vocabulary (``dlnd.text``) as ``dlnd serve`` does.
 """
 
 from __future__ import annotations
@@ -46,11 +52,21 @@ def run_flask_server(model_dir: Path, port: int) -> None:
     )
     input_name = session.get_inputs()[0].name
     app = Flask(__name__)
+    if card["task"] == "text-classification":
+        from dlnd.text import load_vocabulary
+
+        vocab = load_vocabulary(model_dir / card["vocabulary"])
+
+    def forward(body: dict) -> np.ndarray:
+        if card["task"] == "text-classification":
+            ids = vocab.encode(body["text"])[None]
+            return session.run(None, {"ids": ids, "lengths": np.array([ids.shape[1]])})[0][0]
+        pixels = np.asarray(body["pixels"], dtype=np.float32)
+        return session.run(None, {input_name: pixels[None, None]})[0][0]
 
     @app.post("/predict")
     def predict():
-        pixels = np.asarray(request.get_json()["pixels"], dtype=np.float32)
-        logits = session.run(None, {input_name: pixels[None, None]})[0][0]
+        logits = forward(request.get_json())
         probabilities = np.exp(logits - logits.max())
         probabilities /= probabilities.sum()
         best = np.argsort(-probabilities)[:5]
@@ -185,13 +201,13 @@ def measure(
     command: list[str],
     port: int,
     path: str,
-    digits: list[tuple[list, int]],
+    examples: list[tuple[dict, int]],
     args: argparse.Namespace,
 ) -> dict[str, float]:
-    """Start a server, warm it up, send ``args.requests`` requests, stop it."""
+    """Start a server, warm it up, send ``args.requests`` requests (the JSON bodies of
+    ``examples``, with their labels), stop it."""
     requests = [
-        (http_post(path, port, json.dumps({"pixels": p, "top_k": 5}).encode()), label)
-        for p, label in digits
+        (http_post(path, port, json.dumps(body).encode()), label) for body, label in examples
     ]
     # The servers' logs are dropped: an unread pipe would fill up and stall the server.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -204,16 +220,28 @@ def measure(
         process.wait(timeout=30)
 
 
-def mnist_digits(data_dir: Path, count: int) -> list[tuple[list, int]]:
-    """Real MNIST test digits as (28x28 pixel rows in [0, 1], label)."""
+def mnist_digits(data_dir: Path, count: int) -> list[tuple[dict, int]]:
+    """Real MNIST test digits as (request body with 28x28 pixel rows in [0, 1], label)."""
     from dlnd.data.readers import read_idx
 
     images = read_idx(data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")[-count:]
     labels = read_idx(data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz")[-count:]
     return [
-        (np.round(image / 255.0, 4).tolist(), int(label))
+        ({"pixels": np.round(image / 255.0, 4).tolist(), "top_k": 5}, int(label))
         for image, label in zip(images, labels, strict=True)
     ]
+
+
+def review_sentences(data_dir: Path | None, count: int) -> list[tuple[dict, int]]:
+    """``count`` MR sentences, both classes alternating (generated reviews without
+    ``data_dir``), as (request body, label)."""
+    from dlnd.sequence.reviews import load_reviews
+
+    reviews = load_reviews(data_dir, embedded=data_dir is None, seed=0)
+    positive = np.flatnonzero(reviews.labels == 1)[: count // 2]
+    negative = np.flatnonzero(reviews.labels == 0)[: count - len(positive)]
+    chosen = np.concatenate([positive, negative])
+    return [({"text": reviews.sentences[i]}, int(reviews.labels[i])) for i in chosen]
 
 
 def main() -> None:
@@ -235,10 +263,14 @@ def main() -> None:
     if args.flask_server:
         run_flask_server(args.model, args.flask_server)
         return
-    if args.data_dir is None:
+    card = json.loads((args.model / "model_card.json").read_text())
+    name = card["name"]
+    if card["task"] == "text-classification":
+        examples = review_sentences(args.data_dir, 500)
+    elif args.data_dir is None:
         parser.error("give --data-dir (or set DLND_DATA): the folder with the MNIST files")
-    digits = mnist_digits(args.data_dir, 500)
-    name = json.loads((args.model / "model_card.json").read_text())["name"]
+    else:
+        examples = mnist_digits(args.data_dir, 500)
     dlnd_port, flask_port = free_port(), free_port()
     dlnd_command = [
         sys.executable,
@@ -263,10 +295,10 @@ def main() -> None:
     ]
     servers = {
         "dlnd serve (micro-batching)": measure(
-            dlnd_command, dlnd_port, f"/v1/models/{name}/predict", digits, args
+            dlnd_command, dlnd_port, f"/v1/models/{name}/predict", examples, args
         ),
         "Flask, one forward per request": measure(
-            flask_command, flask_port, "/predict", digits, args
+            flask_command, flask_port, "/predict", examples, args
         ),
     }
     print(

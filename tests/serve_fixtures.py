@@ -194,3 +194,37 @@ def _tabular_exports(session_dir: Path) -> dict[str, Path]:
         key: export_numpy_run(run_dir, session_dir / "tabular-exports" / key)
         for key, run_dir in _tabular_runs(session_dir).items()
     }
+
+
+TEXT_RECIPES = {
+    "chars": ("char-rnn", {}),
+    "words": ("tv-script", {"epochs": 1}),  # a word model with an adaptive softmax
+    "reviews": ("sentiment-rnn", {}),  # a bidirectional LSTM
+}
+
+
+def text_run(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
+    """A quick run on embedded data of the text recipe ``TEXT_RECIPES[key]``; made once per
+    test session."""
+    return _text_run(tmp_path_factory.getbasetemp(), key)
+
+
+def text_export(tmp_path_factory: pytest.TempPathFactory, key: str) -> Path:
+    """That run exported to ONNX, served under its recipe's name."""
+    return _text_export(tmp_path_factory.getbasetemp(), key)
+
+
+@functools.cache
+def _text_run(session_dir: Path, key: str) -> Path:
+    from dlnd import run_recipe
+
+    recipe, flags = TEXT_RECIPES[key]
+    out = session_dir / "text-runs"
+    return Path(run_recipe(recipe, quick=True, embedded=True, out=str(out), **flags)["run_dir"])
+
+
+@functools.cache
+def _text_export(session_dir: Path, key: str) -> Path:
+    from dlnd.serve.export import export_run
+
+    return export_run(_text_run(session_dir, key), "onnx", session_dir / "text-exports" / key)

@@ -82,7 +82,7 @@ def test_no_folders_means_the_demo_models():
     [
         ({"format": "torchscript"}, "serving needs an ONNX export"),
         ({"card_version": 99}, "version 99"),
-        ({"task": "text-generation"}, "serves image-classification"),
+        ({"task": "speech-recognition"}, "serves image-classification"),
         ({"file": "../../model.onnx"}, "lacks the model file"),
         ({"file": "missing.onnx"}, "lacks the model file"),
     ],

@@ -19,7 +19,7 @@ import torch
 from dlnd.errors import UserError
 from dlnd.sequence.language_model import LanguageModel
 from dlnd.text import Vocabulary
-from dlnd.text.vocabulary import vocabulary_from_dict
+from dlnd.text.vocabulary import continuation, never_written, vocabulary_from_dict
 
 TASK = "language-model"  # the ``task`` of a language model's checkpoint info
 MAX_LENGTH = 100_000  # tokens one call may write per stream
@@ -82,18 +82,6 @@ def write(
         generator=generator,
     )
     return [continuation(vocab, prime_ids, row) for row in written.numpy()]
-
-
-def never_written(vocab: Vocabulary) -> tuple[int, ...]:
-    """The ids a sample must not contain: the unknown token, and padding if any."""
-    return tuple(i for i in (vocab.unknown_id, vocab.padding_id) if i is not None)
-
-
-def continuation(vocab: Vocabulary, prime_ids: Any, new_ids: Any) -> str:
-    """The text of ``new_ids`` as it continues the prime: decoded together with the prime
-    (so that spacing and quotation marks follow on), minus the prime's own text."""
-    prime_text = vocab.decode(prime_ids)
-    return vocab.decode([*prime_ids, *new_ids])[len(prime_text) :]
 
 
 def language_model_parts(meta: dict[str, Any], run_dir: Path) -> Vocabulary:

@@ -96,7 +96,7 @@ def endpoint_route(path: str):
     the model's endpoint takes one. The answer is sent as built: the task's response model
     documents it, and re-validating it on every request would only cost time."""
 
-    async def answer(request: Request) -> JSONResponse:
+    async def answer(request: Request) -> Response:
         model = registry_of(request).get(request.path_params["name"])
         endpoint = model.endpoint(path)
         if endpoint is None:
@@ -106,7 +106,8 @@ def endpoint_route(path: str):
             )
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type == JSON_TYPE:
-            return JSONResponse(await model.answer_json(path, await request.body()))
+            answer = await model.answer_json(path, await request.body())
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         if media_type == MULTIPART_TYPE and endpoint.form_fields:
             return JSONResponse(await model.answer_form(path, await read_form(request)))
         accepted = JSON_TYPE + (

@@ -160,12 +160,19 @@ def export_model(
     return card
 
 
+def is_text_model(meta: dict[str, Any]) -> bool:
+    """Whether a checkpoint holds a language model or a sentence classifier (exported by
+    :mod:`dlnd.serve.text_export`)."""
+    return (meta.get("info") or {}).get("task") in ("language-model", "text-classification")
+
+
 def export_run(
     run_dir: Path, fmt: str = "onnx", out: Path | None = None, name: str | None = None
 ) -> Path:
     """Export the model of a training run; returns the folder written (default
     ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
-    :func:`dlnd.serve.tabular_export.export_numpy_run`, a GAN's generator through
+    :func:`dlnd.serve.tabular_export.export_numpy_run`, a text model through
+    :func:`dlnd.serve.text_export.export_text_model`, a GAN's generator through
     :func:`dlnd.serve.generation_export.export_generator`, a style transfer's artwork and
     settings through :func:`dlnd.serve.style_export.export_style`."""
     run_dir = Path(run_dir)
@@ -175,6 +182,21 @@ def export_run(
         return export_numpy_run(run_dir, out, name)
     model, meta = load_model(run_dir)
     out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
+    if is_text_model(meta):
+        if fmt != "onnx":
+            raise UserError("A text model exports to ONNX only; use --format onnx.")
+        from dlnd.serve.text_export import export_text_model  # it imports this module
+
+        recipe = get_recipe(meta["recipe"])
+        export_text_model(
+            model,
+            meta,
+            out_dir,
+            name=name or recipe.name,
+            final_metrics=read_final_metrics(run_dir),
+            dataset=recipe.dataset,
+        )
+        return out_dir
     exporter = export_model
     task = (meta.get("info") or {}).get("task")
     if task == "image-generation":

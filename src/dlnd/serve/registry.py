@@ -25,6 +25,8 @@ from dlnd.serve.style_transfer import StyleTransfer
 from dlnd.serve.tabular import TabularClassifier, TabularRegressor
 from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
 from dlnd.serve.task import ParsePool, ServedModel, ServeSettings
+from dlnd.serve.text_classifier import TextClassifier
+from dlnd.serve.text_generation import TextGenerator
 from dlnd.store import MODEL_FILE
 
 __all__ = [
@@ -48,6 +50,8 @@ TASKS: dict[str, type[ServedModel]] = {
         TabularClassifier,
         ImageGenerator,
         StyleTransfer,
+        TextGenerator,
+        TextClassifier,
     )
 }
 

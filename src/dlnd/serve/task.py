@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
+from starlette.responses import Response
 
 from dlnd.serve import defaults
 from dlnd.serve.batching import MicroBatcher
@@ -170,8 +171,9 @@ class ServedModel(ABC):
         """The JSON schema of a JSON body for ``endpoint`` (for the API description)."""
 
     @abstractmethod
-    async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any]:
-        """Answer a JSON body sent to ``endpoint`` (``InputError`` for a malformed one)."""
+    async def answer_json(self, endpoint: str, body: bytes) -> dict[str, Any] | Response:
+        """Answer a JSON body sent to ``endpoint`` (``InputError`` for a malformed one):
+        the JSON answer, or a response of its own (e.g. a stream of events)."""
 
     async def answer_form(self, endpoint: str, form: FormData) -> dict[str, Any]:
         """Answer a multipart upload; tasks that take no uploads keep this refusal."""

@@ -18,7 +18,9 @@ from dlnd.text.vocabulary import (
     CharVocabulary,
     Vocabulary,
     WordVocabulary,
+    continuation,
     load_vocabulary,
+    never_written,
 )
 
 __all__ = [
@@ -26,8 +28,10 @@ __all__ = [
     "CharVocabulary",
     "Vocabulary",
     "WordVocabulary",
+    "continuation",
     "join_words",
     "load_vocabulary",
+    "never_written",
     "punctuation_to_tokens",
     "split_words",
 ]

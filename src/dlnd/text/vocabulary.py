@@ -241,6 +241,18 @@ class WordVocabulary(Vocabulary):
         return join_words(tokens, punctuation=self.punctuation)
 
 
+def never_written(vocab: Vocabulary) -> tuple[int, ...]:
+    """The ids a sample must not contain: the unknown token, and padding if any."""
+    return tuple(i for i in (vocab.unknown_id, vocab.padding_id) if i is not None)
+
+
+def continuation(vocab: Vocabulary, prime_ids: Any, new_ids: Any) -> str:
+    """The text of ``new_ids`` as it continues the prime: decoded together with the prime
+    (so that spacing and quotation marks follow on), minus the prime's own text."""
+    prime_text = vocab.decode(prime_ids)
+    return vocab.decode([*prime_ids, *new_ids])[len(prime_text) :]
+
+
 VOCABULARIES: dict[str, type[Vocabulary]] = {"char": CharVocabulary, "word": WordVocabulary}
 
 

@@ -8,10 +8,15 @@ const dlnd = (() => {
   const tabStarters = new Map();
   let apiKey = sessionStorage.getItem("dlnd-api-key") || "";
 
-  async function api(path, options = {}) {
+  // fetch with this server's API key, if one was given.
+  function request(path, options = {}) {
     const headers = new Headers(options.headers || {});
     if (apiKey) headers.set("Authorization", `Bearer ${apiKey}`);
-    const response = await fetch(path, { ...options, headers });
+    return fetch(path, { ...options, headers });
+  }
+
+  async function api(path, options = {}) {
+    const response = await request(path, options);
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
       const error = new Error(body.detail || `${response.status} ${response.statusText}`);
@@ -86,6 +91,7 @@ const dlnd = (() => {
 
   function describeInput(m) {
     if (m.features) return m.features.map((f) => f.name).join(", ");
+    if (m.input && m.input.unit) return `text: ${m.input.vocabulary_size} known ${m.input.unit}s`;
     if (m.input && m.input.channels) {
       return `${m.input.channels}x${m.input.height}x${m.input.width} ${m.input.color || ""}`;
     }
@@ -150,5 +156,5 @@ const dlnd = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", start);
-  return { api, addTab, fillSelect, predictUrl, showPredictions, showStatus };
+  return { api, addTab, fillSelect, predictUrl, request, showPredictions, showStatus };
 })();
