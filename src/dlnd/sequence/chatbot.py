@@ -390,7 +390,8 @@ def run_chatbot(ctx: RunContext) -> dict[str, Any]:
             key = baseline.replace("-", "_")
             metrics[f"{key}_val_perplexity"] = perplexity
             # How much lower the model's perplexity is than the baseline's, in percent.
-            metrics[f"perplexity_cut_vs_{key}_pct"] = 100 * (1 - metrics["val_perplexity"] / perplexity)
+            cut = 1 - metrics["val_perplexity"] / perplexity
+            metrics[f"perplexity_cut_vs_{key}_pct"] = 100 * cut
     shown = val_set.texts[:: max(len(val_set) // SHOWN_EXCHANGES, 1)][:SHOWN_EXCHANGES]
     ctx.save_text(exchanges_text(bot, shown), "exchanges_best_model")
     if cfg["decoder"] == "attention":

@@ -89,19 +89,19 @@ _THINGS = (
 _ASKS = (
     "what is the deal with the {thing}?",
     "did you see the {thing}?",
-    "where is my {thing}?",
+    "where is the {thing}?",
     "i cant believe you lost the {thing}.",
     "you want the {thing}?",
 )
 _ANSWERS = (
-    "the {thing}? i gave the {thing} to newman.",
+    "i gave the {thing} to newman.",
     "forget the {thing}!",
     "the {thing} is in the car.",
     "no, i never touched the {thing}.",
 )
 
 
-def generated_dialogue(exchanges: int = 1500, seed: int = 0) -> str:
+def generated_dialogue(exchanges: int = 600, seed: int = 0) -> str:
     """A script of ``exchanges`` two-turn exchanges, "speaker: words" lines: a question about
     a thing and an answer that names the same thing."""
     rng = np.random.default_rng(seed)

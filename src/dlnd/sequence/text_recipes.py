@@ -26,8 +26,8 @@ from dlnd.sequence import word2vec
 from dlnd.sequence.chatbot import build_chat_model, run_chatbot
 from dlnd.sequence.classifiers import POOLINGS, build_sentence_model
 from dlnd.sequence.recipes import held_out_fraction
-from dlnd.sequence.seq2seq import DECODERS
 from dlnd.sequence.sentiment import run_sentiment
+from dlnd.sequence.seq2seq import DECODERS
 from dlnd.trainer import TRAINER_OPTIONS
 
 WORD2VEC = register(
