@@ -18,6 +18,7 @@ from typing import Any
 
 from dlnd.errors import UserError
 from dlnd.serve.card import CARD_FILE, CARD_VERSION
+from dlnd.serve.chat import ChatModel
 from dlnd.serve.classifier import ImageClassifier
 from dlnd.serve.errors import UnknownModel, UnsupportedInput
 from dlnd.serve.tabular import TabularClassifier, TabularRegressor
@@ -40,7 +41,7 @@ DEMO_MODELS = Path(__file__).parent / "demo_models"
 # Every task this server can serve: the card's ``task`` -> the class that serves it.
 TASKS: dict[str, type[ServedModel]] = {
     task_class.task: task_class
-    for task_class in (ImageClassifier, TabularRegressor, TabularClassifier)
+    for task_class in (ImageClassifier, TabularRegressor, TabularClassifier, ChatModel)
 }
 
 
