@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -266,3 +267,95 @@ def test_encoded_pairs_keep_their_texts():
     pairs = encode_pairs(vocab, [("", "hi")], max_words=3)
     assert isinstance(pairs, EncodedPairs) and pairs.texts == [("", "hi")]
     assert pairs.lines[0].tolist() == [vocab.unknown_id]
+
+
+# ------------------------------------------------------------------------------ served
+
+REPLY = "/v1/models/chatbot/reply"
+
+
+@pytest.fixture(scope="module")
+def chat_export(chat_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("chat-export") / "export"
+    assert main(["export", str(chat_run), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def chat_client(chat_export):
+    from fastapi.testclient import TestClient
+
+    from dlnd.serve.app import create_app
+
+    with TestClient(create_app([chat_export]), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_the_export_replies_as_pytorch_does(chat_run, chat_export):
+    from dlnd.serve.chat import OnnxChatModel
+
+    card = json.loads((chat_export / "model_card.json").read_text())
+    assert card["task"] == "chat" and card["verification"]["max_abs_diff_vs_pytorch"] < 1e-4
+    bot = ChatBot.from_run(chat_run)
+    exported = OnnxChatModel(chat_export / card["file"], chat_export / "decoder_step.onnx",
+                             card["end_id"], card["never_written"])  # fmt: skip
+    for line in ("did you see the pen?", "where is the bra?", "forget it, newman"):
+        ids = bot.vocab.encode(line)
+        expected = bot.reply(line)
+        written, attention = exported.reply(ids, bot.max_words)
+        assert bot.vocab.decode(written) == expected.text
+        assert np.allclose(attention, expected.attention, atol=1e-4)
+
+
+def test_the_reply_endpoint_answers_with_attention_on_request(chat_client, chat_run):
+    answer = chat_client.post(REPLY, json={"message": "where is the soup?", "history": [],
+                                           "seed": 1})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["reply"] == ChatBot.from_run(chat_run).reply("where is the soup?").text
+    assert body["attention"] is None
+    body = chat_client.post(REPLY, json={"message": "where is the soup?", "attention": True}).json()
+    attention = np.array(body["attention"]).reshape(len(body["words_out"]), -1)
+    assert attention.shape[1] == len(body["words_in"]) and np.allclose(attention.sum(1), 1, 1e-3)
+
+
+def test_sampled_replies_follow_the_seed(chat_client):
+    def reply(seed: int) -> str:
+        request = {"message": "did you see the car?", "seed": seed, "temperature": 1.5}
+        return chat_client.post(REPLY, json=request).json()["reply"]
+
+    assert reply(5) == reply(5)
+    assert len({reply(seed) for seed in range(8)}) > 1
+
+
+@pytest.mark.parametrize(
+    "message", ["", "☃ zyzzyva flibbertigibbet ||period|| <unk> <pad>", "\n\n", "a" * 1000]
+)
+def test_unknown_and_odd_words_are_answered(chat_client, message):
+    answer = chat_client.post(REPLY, json={"message": message, "history": ["☃"] * 20})
+    assert answer.status_code == 200 and isinstance(answer.json()["reply"], str)
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [
+        {"message": "a" * 1001},
+        {"message": "hi", "history": ["x"] * 21},
+        {"message": "hi", "seed": -1},
+        {"message": "hi", "temperature": -0.5},
+        {"message": 3},
+        {"message": "hi", "colour": "red"},
+        {"history": []},
+    ],
+)
+def test_out_of_bounds_requests_are_one_sentence_422(chat_client, request_body):
+    answer = chat_client.post(REPLY, json=request_body)
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert isinstance(detail, str) and detail.endswith(".") and "\n" not in detail
+
+
+def test_the_page_has_a_chat_tab(chat_client):
+    page = chat_client.get("/").text
+    assert 'data-tab="chat"' in page and "/static/tasks/chat.js" in page
+    assert chat_client.get("/v1/models").json()["models"][0]["task"] == "chat"
