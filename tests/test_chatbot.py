@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -359,3 +360,34 @@ def test_the_page_has_a_chat_tab(chat_client):
     page = chat_client.get("/").text
     assert 'data-tab="chat"' in page and "/static/tasks/chat.js" in page
     assert chat_client.get("/v1/models").json()["models"][0]["task"] == "chat"
+
+
+def test_the_chat_tab_shows_a_reply_and_its_attention_in_a_browser(chat_export):
+    from test_serve_browser import OUTPUT, open_page, require_browser, start_serving
+
+    sync_api = require_browser()
+    expect = sync_api.expect
+    OUTPUT.mkdir(exist_ok=True)
+    process, url = start_serving(str(chat_export))
+    expected = httpx.post(f"{url}{REPLY}", json={"message": "did you see the pen?"}).json()
+    errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser, page = open_page(playwright, url, errors)
+            try:
+                page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+                page.locator("#chat-message").fill("did you see the pen?")
+                page.locator("#chat-send").click()
+                expect(page.locator("#chat-log li.bot")).to_have_count(1, timeout=20_000)
+                said = page.locator("#chat-log li.bot").text_content()
+                rows = page.locator("#chat-heatmap tbody tr").count()
+                columns = page.locator("#chat-heatmap thead th").count()
+                page.screenshot(path=str(OUTPUT / "serve-chat.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert errors == []
+    assert said == expected["reply"] and rows == len(expected["words_out"]) > 0
+    assert columns == len(expected["words_in"]) + 1  # a corner cell, then the line's words

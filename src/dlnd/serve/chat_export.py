@@ -30,8 +30,14 @@ from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import get_recipe
 from dlnd.sequence.chatbot import ChatBot
 from dlnd.sequence.seq2seq import Seq2Seq, luong_attention
-from dlnd.serve.card import CARD_FILE, CARD_VERSION, file_facts, portable_config
-from dlnd.serve.card import read_final_metrics, utc_stamp
+from dlnd.serve.card import (
+    CARD_FILE,
+    CARD_VERSION,
+    file_facts,
+    portable_config,
+    read_final_metrics,
+    utc_stamp,
+)
 from dlnd.serve.extras import import_extra
 
 ENCODER_FILE, STEP_FILE = "encoder.onnx", "decoder_step.onnx"
@@ -117,18 +123,19 @@ def check_export(bot: ChatBot, out_dir: Path) -> float:
                              bot.model.never_written)  # fmt: skip
     largest = 0.0
     for line in CHECK_LINES:
-        ids = bot.vocab.encode(line)[-bot.max_words :]
-        if len(ids) == 0:
-            continue
+        ids = torch.from_numpy(bot.vocab.encode(line)[-bot.max_words :])
         with torch.no_grad():
-            expected = bot.model.reply(torch.from_numpy(ids), bot.max_words)[0]
-            memory, state, mask = bot.model.encode(torch.from_numpy(ids)[None], torch.tensor([len(ids)]))
-            logits, _, _ = bot.model.decode(torch.tensor([[bot.model.end_id]]), state, memory, mask)
-        first = exported.first_logits(ids)
+            expected, _ = bot.model.reply(ids, bot.max_words)
+            memory, state, mask = bot.model.encode(ids[None], torch.tensor([len(ids)]))
+            start = torch.tensor([[bot.model.end_id]])
+            logits, _, _ = bot.model.decode(start, state, memory, mask)
+        first = exported.first_logits(ids.numpy())
         largest = max(largest, float(np.abs(first - logits[0, 0].numpy()).max()))
-        written, _ = exported.reply(ids, bot.max_words)
+        written, _ = exported.reply(ids.numpy(), bot.max_words)
         if written != expected:
-            raise RuntimeError(f"The exported chatbot replies {written} to {line!r}; PyTorch {expected}.")
+            raise RuntimeError(
+                f"The exported chatbot replies {written} to {line!r}; PyTorch {expected}."
+            )
     if not largest <= TOLERANCE:
         raise RuntimeError(f"The exported chatbot differs from PyTorch by {largest:.2e}.")
     return largest
@@ -161,8 +168,11 @@ def export_chat_run(run_dir: Path, out: Path | None = None, name: str | None = N
         "format": "onnx",
         **file_facts(out_dir / ENCODER_FILE),
         "decoder_step": file_facts(out_dir / STEP_FILE),
-        "input": {"name": "message", "max_words": info["max_words"],
-                  "context_turns": info["context_turns"]},  # fmt: skip
+        "input": {
+            "name": "message",
+            "max_words": info["max_words"],
+            "context_turns": info["context_turns"],
+        },  # fmt: skip
         "vocabulary": info["vocabulary"],
         "end_id": bot.model.end_id,
         "never_written": bot.model.never_written,
