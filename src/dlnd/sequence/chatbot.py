@@ -37,7 +37,12 @@ from dlnd.distributed import DistState
 from dlnd.errors import UserError
 from dlnd.runs import RunContext
 from dlnd.sequence.batching import bucketed_batch_indices, pad_batch, sorted_eval_indices
-from dlnd.sequence.dialogue import dialogue_pairs, generated_dialogue, split_pairs
+from dlnd.sequence.dialogue import (
+    dialogue_pairs,
+    encoded_line,
+    generated_dialogue,
+    split_pairs,
+)
 from dlnd.sequence.seq2seq import Seq2Seq
 from dlnd.store import STATE_FILE
 from dlnd.text import PUNCTUATION_TOKENS, Vocabulary, WordVocabulary
@@ -68,13 +73,6 @@ class EncodedPairs:
         return len(self.lines)
 
 
-def line_ids(vocab: Vocabulary, line: str, max_words: int) -> torch.Tensor:
-    """The ids (S,) of a line's last ``max_words`` words (its end is what a reply answers);
-    an empty line is one unknown word."""
-    ids = vocab.encode(line)[-max_words:]
-    return torch.from_numpy(ids if len(ids) else np.array([vocab.unknown_id]))
-
-
 def encode_pairs(
     vocab: Vocabulary, pairs: Sequence[tuple[str, str]], max_words: int
 ) -> EncodedPairs:
@@ -83,7 +81,8 @@ def encode_pairs(
     for line, reply in pairs:
         reply_ids = vocab.encode(reply)
         if 1 <= len(reply_ids) <= max_words:
-            encoded.lines.append(line_ids(vocab, line, max_words))
+            # the line's end is what the reply answers: its last max_words words are kept
+            encoded.lines.append(torch.from_numpy(encoded_line(vocab, line, (), 0, max_words)))
             encoded.replies.append(torch.from_numpy(reply_ids))
             encoded.texts.append((line, reply))
     return encoded
@@ -152,11 +151,9 @@ class ChatBot:
             info["context_turns"],
         )  # fmt: skip
 
-    def line_for(self, message: str, history: Sequence[str] = ()) -> str:
-        """What the encoder reads: the message after the last ``context_turns`` turns of
-        the history (as in training)."""
-        said = list(history)[-self.context_turns :] if self.context_turns else []
-        return "\n".join([*said, message])
+    def line_ids(self, message: str, history: Sequence[str] = ()) -> np.ndarray:
+        """The ids (S,) the encoder reads (see :func:`dlnd.sequence.dialogue.encoded_line`)."""
+        return encoded_line(self.vocab, message, history, self.context_turns, self.max_words)
 
     def reply(
         self,
@@ -169,7 +166,7 @@ class ChatBot:
     ) -> Reply:
         """The reply to ``message``: greedy at ``temperature`` 0, else sampled with ``seed``
         (the same seed, the same reply). Unknown words are read as the unknown word."""
-        ids = line_ids(self.vocab, self.line_for(message, history), self.max_words)
+        ids = torch.from_numpy(self.line_ids(message, history))
         generator = torch.Generator().manual_seed(seed)
         written, attention = self.model.reply(
             ids, self.max_words, temperature=temperature, top_k=top_k, generator=generator

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlnd.text import Vocabulary
+
 # "speaker: words" with a short speaker name ("jerry", "man #2", "jerry & george").
 TURN = re.compile(r"^\s*([^:()\n]{1,40}):\s*(.*?)\s*$")
 STAGE_DIRECTION = re.compile(r"\([^()]*\)")
@@ -77,6 +79,21 @@ def split_pairs(
     one's line), so random held-out pairs would have been half seen in training."""
     cut = int(round(len(pairs) * (1 - val_fraction)))
     return list(pairs[:cut]), list(pairs[cut:])
+
+
+def encoded_line(
+    vocab: Vocabulary,
+    message: str,
+    history: Sequence[str],
+    context_turns: int,
+    max_words: int,
+) -> np.ndarray:
+    """What an encoder reads (S,) int64, 1 <= S <= ``max_words``: the last
+    ``context_turns`` turns of ``history`` and the message, joined by line breaks as in
+    training, cut to their last ``max_words`` words; nothing said is one unknown word."""
+    said = list(history)[-context_turns:] if context_turns else []
+    ids = vocab.encode("\n".join([*said, message]))[-max_words:]
+    return ids if len(ids) else np.array([vocab.unknown_id], dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------ generated

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlnd.sequence.dialogue import encoded_line
 from dlnd.serve.extras import import_extra
 from dlnd.serve.task import (
     Endpoint,
@@ -177,10 +178,9 @@ class ChatModel(ServedModel):
     def respond(self, body: bytes) -> dict[str, Any]:
         """Parse the request and write the reply (in a worker thread)."""
         request = parse_json(ChatRequest, body)
-        said = request.history[-self.context_turns :] if self.context_turns else []
-        ids = self.vocab.encode("\n".join([*said, request.message]))[-self.max_words :]
-        if len(ids) == 0:  # nothing said: read as one unknown word, as in training
-            ids = np.array([self.vocab.unknown_id])
+        ids = encoded_line(
+            self.vocab, request.message, request.history, self.context_turns, self.max_words
+        )
         written, attention = self.model.reply(
             ids, self.max_words, request.temperature, request.top_k, request.seed
         )
