@@ -181,13 +181,13 @@ CHATBOT = register(
             "eval_batch_size": 256,
         },
         quick={
-            "epochs": 4,
+            "epochs": 6,
             "batch_size": 32,
             "embedding_size": 16,
             "hidden_size": 32,
             "dropout": 0.0,
             "min_count": 1,
-            "lr": 0.01,
+            "lr": 0.02,
         },
         build_model=build_chat_model,
     )
