@@ -27,8 +27,8 @@ import numpy as np
 from dlnd.text import Vocabulary
 
 # "speaker: words" with a short speaker name ("jerry", "man #2", "jerry & george").
-TURN = re.compile(r"^\s*([^:()\n]{1,40}):\s*(.*?)\s*$")
-STAGE_DIRECTION = re.compile(r"\([^()]*\)")
+TURN = re.compile(r"^\s*([^:()\[\]\n]{1,40}):\s*(.*?)\s*$")
+STAGE_DIRECTION = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")  # (pointing) or [on the phone]
 
 
 @dataclass(frozen=True)
