@@ -46,6 +46,7 @@ from dlnd.sequence.dialogue import (
 from dlnd.sequence.seq2seq import Seq2Seq
 from dlnd.store import STATE_FILE
 from dlnd.text import PUNCTUATION_TOKENS, Vocabulary, WordVocabulary
+from dlnd.text.tokens import TOKEN_PUNCTUATION
 from dlnd.text.vocabulary import vocabulary_from_dict
 from dlnd.trainer import Monitor, Step, Task, TrainConfig, make_optimizer, make_schedule, train
 
@@ -137,7 +138,7 @@ class ChatBot:
     @classmethod
     def from_run(cls, run_dir: Path) -> ChatBot:
         """The chatbot of a ``chatbot`` run folder (a :class:`UserError` for any other)."""
-        from dlnd.checkpoint import load_model
+        from dlnd.checkpoint import load_model  # it reads the registry, which imports us
 
         model, meta = load_model(run_dir)
         info = meta.get("info", {})
@@ -191,10 +192,14 @@ def exchanges_text(bot: ChatBot, pairs: Sequence[tuple[str, str]]) -> str:
 def attention_figure(replies: Sequence[Reply]) -> Figure:
     """Heat maps: which read word (columns) each written word (rows) looked at."""
     figure = Figure(figsize=(5 * len(replies), 4.2), layout="constrained")
+
+    def shown(words: list[str]) -> list[str]:  # "||period||" -> ".", a line break -> "↵"
+        return [TOKEN_PUNCTUATION.get(w, w).replace("\n", "\u21b5") for w in words]
+
     for ax, reply in zip(figure.subplots(1, len(replies), squeeze=False)[0], replies):
         ax.imshow(reply.attention, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(reply.words_in)), reply.words_in, rotation=70, fontsize=7)
-        ax.set_yticks(range(len(reply.words_out)), reply.words_out, fontsize=7)
+        ax.set_xticks(range(len(reply.words_in)), shown(reply.words_in), rotation=70, fontsize=8)
+        ax.set_yticks(range(len(reply.words_out)), shown(reply.words_out), fontsize=8)
         ax.set_xlabel("line (read)")
         ax.set_ylabel("reply (written)")
     return figure
@@ -256,11 +261,9 @@ class ChatTask(Task):
         return int((batch[3] != self.bot.vocab.padding_id).sum())  # reply words + end words
 
     def end_epoch(self, epoch: int, ctx: RunContext) -> dict[str, float]:
-        if self.shown and ctx.is_main:  # rank 0 alone writes the exchanges
-            self.model.eval()
-            text = exchanges_text(self.bot, self.shown)
-            self.model.train()
-            ctx.save_text(text, f"exchanges_epoch_{epoch:03d}")
+        # After validation the model is in eval mode (no dropout); rank 0 alone writes.
+        if self.shown and ctx.is_main:
+            ctx.save_text(exchanges_text(self.bot, self.shown), f"exchanges_epoch_{epoch:03d}")
         return {}
 
 
