@@ -149,6 +149,15 @@ def test_attention_matches_scaled_dot_product_attention_with_scale_one():
     assert torch.all(weights[1, :, 2:] == 0)
 
 
+def test_the_models_attention_is_scaled_dot_product_attention():
+    model = tiny_model()
+    states, keys = torch.randn(2, 3, 5), torch.randn(2, 4, 5)
+    memory, mask = torch.randn(2, 4, 10), torch.tensor([[True] * 4, [True, False, False, False]])
+    context, _ = model.attend(states, keys, memory, mask)
+    reference = F.scaled_dot_product_attention(states, keys, memory, attn_mask=mask[:, None])
+    assert torch.allclose(context, reference, atol=1e-6)
+
+
 def test_attention_gradients_match_finite_differences():
     generator = torch.Generator().manual_seed(1)
     inputs = [

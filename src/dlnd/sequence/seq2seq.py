@@ -5,10 +5,11 @@ Encoder: a bidirectional GRU over the line's word vectors gives one memory vecto
 word, ``m_s = [forward h_s; backward h_s]`` (size 2H), and its two final states give the
 decoder's first state ``h_0 = tanh(W_b [h_fwd; h_bwd])``.
 
-Decoder step t (Luong, Pham & Manning 2015, "general" score, no input feeding)::
+Decoder step t (Luong, Pham & Manning 2015, "general" score scaled by 1/sqrt(H), no input
+feeding)::
 
     h_t   = GRU(embed(y_{t-1}), h_{t-1})                 the decoder's state
-    e_ts  = h_t . (W_a m_s)                             how well word s fits now
+    e_ts  = h_t . (W_a m_s) / sqrt(H)                   how well word s fits now
     a_ts  = softmax_s(e_ts)  over the line's real words  (padding gets a_ts = 0)
     c_t   = sum_s a_ts m_s                              what the decoder reads from the line
     h~_t  = tanh(W_c [c_t; h_t]);  p(y_t) = softmax(W_o h~_t)
@@ -32,6 +33,8 @@ reads it as y_0 and writes it to stop.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +119,15 @@ class Seq2Seq(nn.Module):
         first_state = torch.tanh(self.bridge(torch.cat([final[0], final[1]], dim=-1)))
         return memory, first_state[None], mask
 
+    def attend(
+        self, states: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luong attention of decoder states (N, T, H) over keys (N, S, H) = W_a m_s, scores
+        divided by sqrt(H): context (N, T, 2H) and weights (N, T, S)."""
+        # Unscaled, the scores grow with H and the softmax starts out nearly one-hot, which
+        # slows learning where to look (the scaling of Vaswani et al. 2017).
+        return luong_attention(states / math.sqrt(states.shape[-1]), keys, memory, mask)
+
     def decode(
         self,
         inputs: torch.Tensor,
@@ -131,7 +143,7 @@ class Seq2Seq(nn.Module):
         states, state = self.decoder(self.dropout(self.embedding(inputs)), state)
         weights = None
         if self.decoder_kind == "attention":
-            context, weights = luong_attention(states, self.key(memory), memory, mask)
+            context, weights = self.attend(states, self.key(memory), memory, mask)
             states = torch.cat([context, states], dim=-1)
         attentional = torch.tanh(self.combine(states))  # h~_t
         return self.output(self.dropout(attentional)), state, weights

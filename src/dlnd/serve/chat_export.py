@@ -29,7 +29,7 @@ from dlnd.errors import UserError
 from dlnd.io import atomic_write, atomic_write_text
 from dlnd.recipes import get_recipe
 from dlnd.sequence.chatbot import ChatBot
-from dlnd.sequence.seq2seq import Seq2Seq, luong_attention
+from dlnd.sequence.seq2seq import Seq2Seq
 from dlnd.serve.card import (
     CARD_FILE,
     CARD_VERSION,
@@ -72,7 +72,7 @@ class DecoderStepGraph(nn.Module):
         m = self.model
         output, state = m.decoder(m.embedding(word), state)
         mask = torch.ones(memory.shape[:2], dtype=torch.bool)
-        context, weights = luong_attention(output, keys, memory, mask)
+        context, weights = m.attend(output, keys, memory, mask)
         attentional = torch.tanh(m.combine(torch.cat([context, output], dim=-1)))
         return m.output(attentional)[:, 0], state, weights[:, 0]
 
