@@ -255,6 +255,23 @@ def test_quick_training_lowers_the_loss_and_reports_both_baselines(chat_run):
     assert metrics["reply_p50_ms"] > 0
 
 
+def test_a_baseline_as_the_model_is_not_trained_twice_and_is_not_served(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        flags = ("--quick", "--embedded", "--epochs", "1", "--out", str(tmp_path))
+        assert main(["run", "chatbot", "--decoder", "plain", *flags]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    run_dir = max((tmp_path / "chatbot").iterdir())
+    metrics = json.loads((run_dir / "final.json").read_text())["metrics"]
+    assert "language_model_val_perplexity" in metrics and "plain_val_perplexity" not in metrics
+    assert not (run_dir / "baseline-plain").exists()
+    capsys.readouterr()
+    code, _, err = call(capsys, "export", str(run_dir))
+    assert code == 2 and "attention model" in err
+
+
 def test_the_bot_reads_unknown_words_and_replies_the_same_for_a_seed(chat_run):
     bot = ChatBot.from_run(chat_run)
     reply = bot.reply("where is my zyzzyva? ☃")

@@ -304,11 +304,15 @@ def train_chat_model(
         "context_turns": cfg["context_turns"],
     }
     bot = ChatBot(Seq2Seq(**spec), vocab, cfg["max_words"], cfg["context_turns"])
-    shown = data[1].texts[:: max(len(data[1]) // SHOWN_EXCHANGES, 1)][:SHOWN_EXCHANGES]
-    task = ChatTask(bot, *data, TrainConfig.from_cfg(cfg), shown=shown)
+    task = ChatTask(bot, *data, TrainConfig.from_cfg(cfg), shown=shown_pairs(data[1]))
     result = train(ctx, task, TrainConfig.from_cfg(cfg), info=info)
     bot.model = result.model.cpu().eval()
     return bot, result.history[result.best_epoch - 1]
+
+
+def shown_pairs(pairs: EncodedPairs) -> list[tuple[str, str]]:
+    """The held-out pairs answered on the run page: :data:`SHOWN_EXCHANGES`, spread out."""
+    return pairs.texts[:: max(len(pairs) // SHOWN_EXCHANGES, 1)][:SHOWN_EXCHANGES]
 
 
 def sub_run(ctx: RunContext, name: str) -> RunContext:
@@ -381,7 +385,7 @@ def run_chatbot(ctx: RunContext) -> dict[str, Any]:
         "best_epoch": best["epoch"],
     }
     if cfg["baselines"]:
-        for baseline in BASELINES:
+        for baseline in [kind for kind in BASELINES if kind != cfg["decoder"]]:
             ctx.info(f"baseline: {baseline}")
             sub = sub_run(ctx, f"baseline-{baseline}")
             _, row = train_chat_model(sub, baseline, vocab, (train_set, val_set))
@@ -392,7 +396,7 @@ def run_chatbot(ctx: RunContext) -> dict[str, Any]:
             # How much lower the model's perplexity is than the baseline's, in percent.
             cut = 1 - metrics["val_perplexity"] / perplexity
             metrics[f"perplexity_cut_vs_{key}_pct"] = 100 * cut
-    shown = val_set.texts[:: max(len(val_set) // SHOWN_EXCHANGES, 1)][:SHOWN_EXCHANGES]
+    shown = shown_pairs(val_set)
     ctx.save_text(exchanges_text(bot, shown), "exchanges_best_model")
     if cfg["decoder"] == "attention":
         ctx.save_figure(attention_figure([bot.reply(line) for line, _ in shown[:3]]), "attention")
