@@ -371,6 +371,13 @@ def test_unknown_and_odd_words_are_answered(chat_client, message):
     assert answer.status_code == 200 and isinstance(answer.json()["reply"], str)
 
 
+@settings(max_examples=25, deadline=None)
+@given(message=st.text(max_size=300), history=st.lists(st.text(max_size=50), max_size=5))
+def test_any_text_gets_a_reply_never_a_server_error(chat_client, message, history):
+    answer = chat_client.post(REPLY, json={"message": message, "history": history})
+    assert answer.status_code == 200 and isinstance(answer.json()["reply"], str)
+
+
 @pytest.mark.parametrize(
     "request_body",
     [
