@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from dlnd.cli import main
 from dlnd.runs import read_metrics
 from dlnd.sequence.chatbot import ChatBot, EncodedPairs, PairBatches, encode_pairs
-from dlnd.sequence.dialogue import dialogue_pairs, generated_dialogue, split_pairs
+from dlnd.sequence.dialogue import (
+    dialogue_pairs,
+    encoded_line,
+    generated_dialogue,
+    split_pairs,
+)
 from dlnd.sequence.seq2seq import DECODERS, Seq2Seq, luong_attention, pick_word
 from dlnd.text import WordVocabulary
 
@@ -78,6 +83,15 @@ def test_context_turns_join_the_earlier_turns_of_the_same_dialogue():
     assert pairs[1][0] == (
         "see, to me, that button is in the worst possible spot.\nare you through?"
     )
+
+
+def test_the_encoder_reads_the_history_only_as_far_as_training_did():
+    vocab = WordVocabulary.build(["a b c\n"], padding=True, lowercase=True, punctuation=True)
+    a, b, c, end = vocab.encode("a b c\n").tolist()
+    assert encoded_line(vocab, "c", ["a", "b"], 0, 10).tolist() == [c]
+    assert encoded_line(vocab, "c", ["a", "b"], 1, 10).tolist() == [b, end, c]
+    assert encoded_line(vocab, "C", ["a", "b"], 5, 3).tolist() == [b, end, c]  # last 3 words
+    assert encoded_line(vocab, "", [], 0, 10).tolist() == [vocab.unknown_id]
 
 
 def test_the_held_out_pairs_are_the_tail():
