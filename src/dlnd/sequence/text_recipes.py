@@ -175,7 +175,7 @@ CHATBOT = register(
         defaults={
             "epochs": 8,
             "batch_size": 64,
-            "lr": 2e-3,
+            "lr": 4e-3,
             "clip_grad": 5.0,
             "schedule": "onecycle",
             "eval_batch_size": 256,
