@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "dlnd.serve.commands",
     "dlnd.book.commands",
     "dlnd.sample_command",
+    "dlnd.sequence.chat_command",
 )
 
 

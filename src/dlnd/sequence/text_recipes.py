@@ -1,4 +1,4 @@
-"""The text recipes: ``word2vec``, ``sentiment-rnn`` and ``sentiment-cnn``.
+"""The text recipes: ``word2vec``, ``sentiment-rnn``, ``sentiment-cnn`` and ``chatbot``.
 
 Each is data: options, defaults, quick settings and a run function from
 :mod:`dlnd.sequence.word2vec` or :mod:`dlnd.sequence.sentiment`. The two sentiment
@@ -23,8 +23,11 @@ from dlnd.config import (
 from dlnd.recipes import Option, Recipe, register
 from dlnd.runs import RunContext
 from dlnd.sequence import word2vec
+from dlnd.sequence.chatbot import build_chat_model, run_chatbot
 from dlnd.sequence.classifiers import POOLINGS, build_sentence_model
+from dlnd.sequence.recipes import held_out_fraction
 from dlnd.sequence.sentiment import run_sentiment
+from dlnd.sequence.seq2seq import DECODERS
 from dlnd.trainer import TRAINER_OPTIONS
 
 WORD2VEC = register(
@@ -143,5 +146,49 @@ SENTIMENT_CNN = register(
         defaults={"epochs": 10, "batch_size": 50, "lr": 1e-3},
         quick={**QUICK_SENTENCES, "feature_maps": 16},
         build_model=build_classifier,
+    )
+)
+
+CHATBOT = register(
+    Recipe(
+        name="chatbot",
+        summary="A GRU encoder-decoder with Luong attention answers a Seinfeld line with "
+        "the next speaker's line; trained beside two baselines (no attention, no line).",
+        dataset="seinfeld (Seinfeld scripts, 3.5 MB): (line, reply) pairs",
+        target="reply perplexity below both baselines (decoder without attention, language "
+        "model of replies)",
+        run=run_chatbot,
+        options=(
+            Option("--decoder", text, "attention", "the model trained", choices=DECODERS),
+            Option("--baselines", bool, True, "also train the two baselines, same pairs"),
+            Option("--embedding-size", positive_int, 128, "size of each word's vector"),
+            Option("--hidden-size", positive_int, 192, "GRU units (each direction, encoder)"),
+            Option("--dropout", unit_interval, 0.1, "dropout on word vectors and outputs"),
+            Option("--max-words", positive_int, 20, "longest reply kept; lines keep their end"),
+            Option("--context-turns", non_negative_int, 0, "earlier turns read with the line"),
+            Option("--min-count", positive_int, 2, "words seen fewer times are unknown"),
+            Option("--max-vocabulary", positive_int, 8000, "most words kept, specials included"),
+            Option("--max-pairs", non_negative_int, 0, "use the first N pairs only (0 = all)"),
+            Option("--val-fraction", held_out_fraction, 0.1, "held-out tail of the pairs"),
+            *TRAINER_OPTIONS,
+        ),
+        defaults={
+            "epochs": 8,
+            "batch_size": 64,
+            "lr": 4e-3,
+            "clip_grad": 5.0,
+            "schedule": "onecycle",
+            "eval_batch_size": 256,
+        },
+        quick={
+            "epochs": 6,
+            "batch_size": 32,
+            "embedding_size": 16,
+            "hidden_size": 32,
+            "dropout": 0.0,
+            "min_count": 1,
+            "lr": 0.02,
+        },
+        build_model=build_chat_model,
     )
 )

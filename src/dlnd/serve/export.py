@@ -15,6 +15,7 @@ import contextlib
 import json
 import warnings
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,8 @@ def export_run(
             raise UserError("A NumPy network exports to ONNX only; use --format onnx.")
         return export_numpy_run(run_dir, out, name)
     model, meta = load_model(run_dir)
+    if meta.get("info", {}).get("task") == "chat" and fmt == "onnx":  # two graphs: chat_export
+        return import_module("dlnd.serve.chat_export").export_chat_run(run_dir, out, name)
     out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
     if is_text_model(meta):
         if fmt != "onnx":

@@ -18,6 +18,7 @@ from typing import Any
 
 from dlnd.errors import UserError
 from dlnd.serve.card import CARD_FILE, CARD_VERSION
+from dlnd.serve.chat import ChatModel
 from dlnd.serve.classifier import ImageClassifier
 from dlnd.serve.errors import UnknownModel, UnsupportedInput
 from dlnd.serve.generation import ImageGenerator
@@ -52,6 +53,7 @@ TASKS: dict[str, type[ServedModel]] = {
         StyleTransfer,
         TextGenerator,
         TextClassifier,
+        ChatModel,
     )
 }
 

@@ -1,0 +1,222 @@
+"""A sequence-to-sequence model with attention: a GRU encoder reads a line, a GRU decoder
+writes the reply one word at a time, looking back at the line's words as it goes.
+
+Encoder: a bidirectional GRU over the line's word vectors gives one memory vector per
+word, ``m_s = [forward h_s; backward h_s]`` (size 2H), and its two final states give the
+decoder's first state ``h_0 = tanh(W_b [h_fwd; h_bwd])``.
+
+Decoder step t (Luong, Pham & Manning 2015, "general" score scaled by 1/sqrt(H), no input
+feeding)::
+
+    h_t   = GRU(embed(y_{t-1}), h_{t-1})                 the decoder's state
+    e_ts  = h_t . (W_a m_s) / sqrt(H)                   how well word s fits now
+    a_ts  = softmax_s(e_ts)  over the line's real words  (padding gets a_ts = 0)
+    c_t   = sum_s a_ts m_s                              what the decoder reads from the line
+    h~_t  = tanh(W_c [c_t; h_t]);  p(y_t) = softmax(W_o h~_t)
+
+Why Luong and not Bahdanau: Luong's attention is computed *after* the recurrent step, from
+the state h_t, so with teacher forcing the decoder's GRU runs over the whole reply in one
+call and the attention of every step is one batched matrix product; Bahdanau's attention
+feeds the recurrent step itself, so training would loop over the steps in Python. On a CPU
+that is several times slower for the same model.
+
+``decoder`` picks the model or one of its two baselines, trained the same way:
+
+- ``"attention"``: the model above;
+- ``"plain"``: the same decoder without attention (``h~_t = tanh(W_c h_t)``): the line
+  reaches the reply only through h_0 (Sutskever et al. 2014);
+- ``"language-model"``: no encoder at all, ``h_0 = 0``: a model of replies in general that
+  ignores the line. Against it, the other two show how much reading the line helps.
+
+Each reply starts from and ends with the line-break token (the end of a turn): the decoder
+reads it as y_0 and writes it to stop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+DECODERS = ("attention", "plain", "language-model")
+
+
+def luong_attention(
+    queries: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dot-product attention of each query over the real (unmasked) positions.
+
+    queries (N, T, H), keys (N, S, H) (the projected memory W_a m_s), memory (N, S, M),
+    mask (N, S) bool, True at real words (each row has at least one).
+    Returns context (N, T, M) = weights @ memory and weights (N, T, S), rows summing to 1.
+    """
+    scores = queries @ keys.transpose(1, 2)  # (N, T, S): e_ts = h_t . k_s
+    scores = scores.masked_fill(~mask[:, None, :], float("-inf"))  # exp(-inf) = 0: no weight
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ memory, weights
+
+
+class Seq2Seq(nn.Module):
+    """Encoder, decoder and (unless ``decoder`` says otherwise) attention; see the module
+    docstring. ``padding_id`` pads line and reply batches; ``end_id`` starts and ends each
+    reply; replies never contain ``unknown_id``."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        *,
+        padding_id: int,
+        end_id: int,
+        unknown_id: int | None = None,
+        decoder: str = "attention",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.decoder_kind, self.padding_id, self.end_id = decoder, padding_id, end_id
+        self.never_written = [padding_id] + ([] if unknown_id is None else [unknown_id])
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_id)
+        self.dropout = nn.Dropout(dropout)
+        if decoder != "language-model":
+            self.encoder = nn.GRU(embedding_size, hidden_size, batch_first=True, bidirectional=True)
+            self.bridge = nn.Linear(2 * hidden_size, hidden_size)
+        if decoder == "attention":
+            self.key = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_a
+        self.decoder = nn.GRU(embedding_size, hidden_size, batch_first=True)
+        context_size = 2 * hidden_size if decoder == "attention" else 0
+        self.combine = nn.Linear(context_size + hidden_size, hidden_size)  # W_c
+        self.output = nn.Linear(hidden_size, vocab_size)  # W_o
+
+    @property
+    def uses_line(self) -> bool:
+        return self.decoder_kind != "language-model"
+
+    def encode(
+        self, line: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """line (N, S) ids padded on the right, lengths (N,) >= 1.
+
+        Returns memory (N, S, 2H) (None for the language model), the decoder's first state
+        (1, N, H) and the mask (N, S), True at real words.
+        """
+        mask = torch.arange(line.shape[1], device=line.device)[None, :] < lengths[:, None]
+        hidden = self.decoder.hidden_size
+        if not self.uses_line:
+            return None, line.new_zeros((1, len(line), hidden), dtype=torch.float32), mask
+        # Packed: the GRU never reads padding, so a line's encoding does not depend on its batch.
+        packed = pack_padded_sequence(
+            self.dropout(self.embedding(line)), lengths.cpu(), batch_first=True,
+            enforce_sorted=False,
+        )  # fmt: skip
+        outputs, final = self.encoder(packed)
+        memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=line.shape[1])
+        first_state = torch.tanh(self.bridge(torch.cat([final[0], final[1]], dim=-1)))
+        return memory, first_state[None], mask
+
+    def attend(
+        self, states: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luong attention of decoder states (N, T, H) over keys (N, S, H) = W_a m_s, scores
+        divided by sqrt(H): context (N, T, 2H) and weights (N, T, S)."""
+        # Unscaled, the scores grow with H and the softmax starts out nearly one-hot, which
+        # slows learning where to look (the scaling of Vaswani et al. 2017).
+        return luong_attention(states / math.sqrt(states.shape[-1]), keys, memory, mask)
+
+    def decode(
+        self,
+        inputs: torch.Tensor,
+        state: torch.Tensor,
+        memory: torch.Tensor | None,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """inputs (N, T) the previous words y_0..y_{T-1}, state (1, N, H).
+
+        Returns logits (N, T, V), the last state (1, N, H) and the attention weights
+        (N, T, S) (None without attention).
+        """
+        states, state = self.decoder(self.dropout(self.embedding(inputs)), state)
+        weights = None
+        if self.decoder_kind == "attention":
+            context, weights = self.attend(states, self.key(memory), memory, mask)
+            states = torch.cat([context, states], dim=-1)
+        attentional = torch.tanh(self.combine(states))  # h~_t
+        return self.output(self.dropout(attentional)), state, weights
+
+    def forward(
+        self,
+        line: torch.Tensor,
+        lengths: torch.Tensor,
+        reply_in: torch.Tensor,
+        reply_out: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: the decoder reads the true previous words ``reply_in`` (N, T).
+
+        Returns logits (N, T, V) and, given targets ``reply_out`` (N, T) (padding ignored),
+        the mean cross-entropy per target word (nats).
+        """
+        memory, state, mask = self.encode(line, lengths)
+        logits, _, _ = self.decode(reply_in, state, memory, mask)
+        if reply_out is None:
+            return logits, None
+        loss = F.cross_entropy(
+            logits.float().flatten(0, 1), reply_out.flatten(), ignore_index=self.padding_id
+        )
+        return logits, loss
+
+    @torch.no_grad()
+    def reply(
+        self,
+        line: torch.Tensor,
+        max_length: int,
+        *,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[int], torch.Tensor]:
+        """A reply to one line ``(S,)`` of ids (S >= 1), never writing padding or the unknown
+        word: greedy (``temperature`` 0) or
+        sampled from the ``top_k`` likeliest words at ``temperature`` with ``generator``.
+
+        Returns the reply's ids (without the end token; at most ``max_length``) and the
+        attention weights (length, S) of each written word (zeros without attention).
+        """
+        device = self.output.weight.device
+        line = line.to(device)
+        memory, state, mask = self.encode(line[None], torch.tensor([len(line)]))
+        word = torch.tensor([[self.end_id]], device=device)
+        written, rows = [], []
+        for _ in range(max_length):
+            logits, state, weights = self.decode(word, state, memory, mask)
+            logits[0, -1, self.never_written] = float("-inf")
+            next_id = pick_word(logits[0, -1], temperature, top_k, generator)
+            if next_id == self.end_id:
+                break
+            written.append(next_id)
+            rows.append(weights[0, 0].cpu() if weights is not None else torch.zeros(len(line)))
+            word = torch.tensor([[next_id]], device=device)
+        attention = torch.stack(rows) if rows else torch.zeros((0, len(line)))
+        return written, attention
+
+
+def pick_word(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+) -> int:
+    """The next word from logits (V,): the likeliest at ``temperature`` 0, else drawn from
+    softmax(logits / temperature) over the ``top_k`` likeliest (all if None)."""
+    if temperature == 0:
+        return int(logits.argmax())
+    scaled = logits.float() / temperature
+    if top_k is not None and top_k < len(scaled):
+        threshold = torch.topk(scaled, top_k).values[-1]
+        scaled = scaled.masked_fill(scaled < threshold, float("-inf"))
+    probabilities = torch.softmax(scaled, dim=-1)
+    return int(torch.multinomial(probabilities, 1, generator=generator))
