@@ -222,4 +222,3 @@ def predict_views(top: nn.Module, frozen: torch.Tensor, batch_size: int = 256) -
             chunk = frozen[start : start + batch_size].to(device)
             outputs.append(view_log_probabilities(top, chunk).exp().cpu())
     return torch.cat(outputs)
-
