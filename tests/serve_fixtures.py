@@ -225,6 +225,6 @@ def _text_run(session_dir: Path, key: str) -> Path:
 
 @functools.cache
 def _text_export(session_dir: Path, key: str) -> Path:
-    from dlnd.serve.export import export_run
+    from dlnd.serve.exporting import export_run
 
     return export_run(_text_run(session_dir, key), "onnx", session_dir / "text-exports" / key)

@@ -20,7 +20,8 @@ from serve_fixtures import (
 from dlnd.checkpoint import load_model
 from dlnd.cli import main
 from dlnd.errors import UserError
-from dlnd.serve.export import CARD_FILE, TOLERANCE, export_model, export_run
+from dlnd.serve.export import CARD_FILE, TOLERANCE, export_model
+from dlnd.serve.exporting import export_run
 from dlnd.serve.runtime import OnnxModel
 
 

@@ -33,7 +33,8 @@ from dlnd.generative.latent import seeded_latent
 from dlnd.generative.models import build_gan, latent_path
 from dlnd.serve.app import create_app
 from dlnd.serve.errors import InputError
-from dlnd.serve.export import TOLERANCE, export_run
+from dlnd.serve.export import TOLERANCE
+from dlnd.serve.exporting import export_run
 from dlnd.serve.generation import MAX_IMAGES, MAX_SEED, MAX_STEPS, GenerateRequest
 from dlnd.serve.runtime import OnnxModel
 from dlnd.serve.task import parse_json

@@ -24,7 +24,7 @@ from dlnd.errors import UserError
 from dlnd.pretrained import style
 from dlnd.pretrained.registry import load_backbone
 from dlnd.serve.app import create_app
-from dlnd.serve.export import export_run
+from dlnd.serve.exporting import export_run
 from dlnd.serve.style_export import export_style
 from dlnd.serve.style_transfer import MAX_JOBS, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from dlnd.vision import synthetic

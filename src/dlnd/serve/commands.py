@@ -140,7 +140,8 @@ def register(subparsers) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from dlnd.pretrained.registry import pretrained_name
-    from dlnd.serve.export import export_pretrained, export_run
+    from dlnd.serve.export import export_pretrained
+    from dlnd.serve.exporting import export_run
 
     backbone = pretrained_name(args.model)
     if backbone is not None:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import warnings
 from collections.abc import Iterator
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,18 @@ import numpy as np
 import torch
 
 from dlnd import __version__
-from dlnd.checkpoint import load_model
 from dlnd.errors import UserError
 from dlnd.io import atomic_write, atomic_write_text
-from dlnd.recipes import get_recipe
 from dlnd.serve.card import (
     CARD_FILE,
     CARD_VERSION,
     file_facts,
     portable_config,
-    read_final_metrics,
     utc_stamp,
 )
 from dlnd.serve.extras import import_extra
-from dlnd.serve.tabular_export import export_numpy_run, is_numpy_run, read_run_meta
-from dlnd.store import MODEL_FILE
 
-__all__ = ["CARD_FILE", "CARD_VERSION", "TOLERANCE", "export_model", "export_run"]
+__all__ = ["CARD_FILE", "CARD_VERSION", "TOLERANCE", "export_model"]
 
 MODEL_FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
@@ -159,63 +153,6 @@ def export_model(
     )
     atomic_write_text(Path(out_dir) / CARD_FILE, json.dumps(card, indent=2, default=float))
     return card
-
-
-def is_text_model(meta: dict[str, Any]) -> bool:
-    """Whether a checkpoint holds a language model or a sentence classifier (exported by
-    :mod:`dlnd.serve.text_export`)."""
-    return (meta.get("info") or {}).get("task") in ("language-model", "text-classification")
-
-
-def export_run(
-    run_dir: Path, fmt: str = "onnx", out: Path | None = None, name: str | None = None
-) -> Path:
-    """Export the model of a training run; returns the folder written (default
-    ``RUN_DIR/export-FORMAT``). A NumPy network goes to ONNX through
-    :func:`dlnd.serve.tabular_export.export_numpy_run`, a text model through
-    :func:`dlnd.serve.text_export.export_text_model`, a GAN's generator through
-    :func:`dlnd.serve.generation_export.export_generator`, a style transfer's artwork and
-    settings through :func:`dlnd.serve.style_export.export_style`."""
-    run_dir = Path(run_dir)
-    if (run_dir / MODEL_FILE).is_file() and is_numpy_run(read_run_meta(run_dir)):
-        if fmt != "onnx":
-            raise UserError("A NumPy network exports to ONNX only; use --format onnx.")
-        return export_numpy_run(run_dir, out, name)
-    model, meta = load_model(run_dir)
-    if meta.get("info", {}).get("task") == "chat" and fmt == "onnx":  # two graphs: chat_export
-        return import_module("dlnd.serve.chat_export").export_chat_run(run_dir, out, name)
-    out_dir = Path(out) if out is not None else run_dir / f"export-{fmt}"
-    if is_text_model(meta):
-        if fmt != "onnx":
-            raise UserError("A text model exports to ONNX only; use --format onnx.")
-        from dlnd.serve.text_export import export_text_model  # it imports this module
-
-        recipe = get_recipe(meta["recipe"])
-        export_text_model(
-            model,
-            meta,
-            out_dir,
-            name=name or recipe.name,
-            final_metrics=read_final_metrics(run_dir),
-            dataset=recipe.dataset,
-        )
-        return out_dir
-    exporter = export_model
-    task = (meta.get("info") or {}).get("task")
-    if task == "image-generation":
-        from dlnd.serve.generation_export import export_generator as exporter
-    elif task == "style-transfer":
-        from dlnd.serve.style_export import export_style as exporter
-    exporter(
-        model,
-        meta,
-        fmt,
-        out_dir,
-        name=name,
-        final_metrics=read_final_metrics(run_dir),
-        dataset=get_recipe(meta["recipe"]).dataset,
-    )
-    return out_dir
 
 
 def model_card(

@@ -168,7 +168,7 @@ def servable_folder(path: Path, registry: ModelRegistry) -> Path:
         # A NumPy network is exported without PyTorch; only a PyTorch run imports it.
         if is_numpy_run(read_run_meta(path)):
             return export_numpy_run(path, registry.scratch_dir())
-        from dlnd.serve.export import export_run
+        from dlnd.serve.exporting import export_run
 
         return export_run(path, "onnx", registry.scratch_dir())
     raise UserError(
