@@ -5,6 +5,7 @@ mouse, an image dropped in. Needs Debian's ``chromium`` and the ``playwright`` p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -54,12 +55,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    """``dlnd serve`` (the demo models) running in a subprocess on a free local port."""
+@contextlib.contextmanager
+def served(*folders: str) -> Iterator[str]:
+    """``dlnd serve FOLDER...`` (the demo models without folders) in a subprocess on a free
+    local port; yields its URL once ``/healthz`` answers, and stops it afterwards."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dlnd", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dlnd", "serve", "--port", str(port), *folders],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -80,6 +82,13 @@ def server_url() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    """``dlnd serve`` (the demo models) running in a subprocess on a free local port."""
+    with served() as url:
+        yield url
 
 
 def draw_a_one(page, canvas) -> None:

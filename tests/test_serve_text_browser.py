@@ -6,44 +6,20 @@ package; skipped without them, except under ``CI=true`` where it fails.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from serve_fixtures import text_export
-from test_serve_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, free_port, require_browser
+from test_serve_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, require_browser, served
 
 
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory) -> Iterator[str]:
     """``dlnd serve`` of the exported text models in a subprocess on a free local port."""
     folders = [str(text_export(tmp_path_factory, key)) for key in ("chars", "reviews")]
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dlnd", "serve", "--port", str(port), *folders],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dlnd serve did not start:\n{process.stdout.read()}")
-            time.sleep(0.25)
+    with served(*folders) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_typing_a_prime_writes_its_continuation(text_server):
