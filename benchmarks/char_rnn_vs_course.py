@@ -18,6 +18,10 @@ as 32 parallel rows with the state carried. Speed is characters per second of wa
 time, both loops in this process, the same threads.
 
     DLND_DATA=../shared/data python benchmarks/char_rnn_vs_course.py [--minutes 5,15]
+    DLND_DATA=../shared/data python benchmarks/char_rnn_vs_course.py --parts sampling
+
+``--parts`` runs only some of the measures (speed, budgets, sampling; default all): the
+sampling comparison alone takes about a minute.
 
 One table: validation loss after each budget; training characters/s of the two loops on
 the course's architecture (dlnd with a 64-wide embedding in place of the one-hot input);
@@ -334,28 +338,37 @@ def dlnd_after(data: dict, budget_s: float, data_dir: str | None) -> dict:
 
 
 def sampling_speed(
-    course_net: CourseCharRNN, data: dict, length: int, streams: int
+    course_net: CourseCharRNN, data: dict, length: int, streams: int, repeats: int
 ) -> dict[str, float]:
     """Characters/s written by the course's sampling loop and by dlnd's (one stream, and
-    ``streams`` streams as one batch), both with the course's architecture."""
+    ``streams`` streams as one batch), both with the course's architecture: the median of
+    ``repeats`` rounds, each timing the three in turn so that the load of a shared machine
+    falls on all of them alike; ``*_ratio`` is the median of the rounds' dlnd / course."""
     torch.manual_seed(0)
     model = LanguageModel(len(data["vocab"]), 64, HIDDEN, LAYERS, DROPOUT)
     vocab = data["vocab"]
 
-    def timed(fn: Callable[[], object]) -> float:
+    def chars_per_second(chars: int, fn: Callable[..., object], *args, **kwargs) -> float:
         started = time.perf_counter()
-        fn()
-        return time.perf_counter() - started
+        fn(*args, **kwargs)
+        return chars / (time.perf_counter() - started)
 
-    timed(lambda: course_sample(course_net, vocab, 20, 0))  # warm-up
-    course_s = timed(lambda: course_sample(course_net, vocab, length, 0))
-    one_s = timed(lambda: write(model, vocab, PRIME, length, top_k=TOP_K, seed=0))
-    many_s = timed(lambda: write(model, vocab, PRIME, length, top_k=TOP_K, streams=streams))
-    return {
-        "course": length / course_s,
-        "dlnd_one": length / one_s,
-        "dlnd_many": streams * length / many_s,
-    }
+    course_sample(course_net, vocab, 20, 0)  # warm-up
+    write(model, vocab, PRIME, 20, top_k=TOP_K)
+    rounds = []
+    for seed in range(repeats):
+        course = chars_per_second(length, course_sample, course_net, vocab, length, seed)
+        one = chars_per_second(length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed)
+        many = chars_per_second(
+            streams * length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed,
+            streams=streams,
+        )  # fmt: skip
+        print(f"  course {course:,.0f}, dlnd {one:,.0f}, {streams} streams {many:,.0f}", flush=True)
+        rounds.append({"course": course, "dlnd_one": one, "dlnd_many": many})
+    medians = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
+    for key in ("dlnd_one", "dlnd_many"):
+        medians[f"{key}_ratio"] = float(np.median([r[key] / r["course"] for r in rounds]))
+    return medians
 
 
 def load_data(data_dir: str | None, train_chars: int) -> dict:
@@ -370,59 +383,99 @@ def load_data(data_dir: str | None, train_chars: int) -> dict:
     }
 
 
+PARTS = ("speed", "budgets", "sampling")
+
+
+def parse_parts(text: str) -> set[str]:
+    """'speed,sampling' -> the parts to run; an unknown name stops the script."""
+    parts = {part.strip() for part in text.split(",") if part.strip()}
+    if not parts or parts - set(PARTS):
+        raise SystemExit(f"--parts takes names from {', '.join(PARTS)}, got {text!r}.")
+    return parts
+
+
+def print_table(args: argparse.Namespace, results: dict) -> None:
+    """One table of every measure that was run."""
+    print(
+        f"\nchar-rnn vs the course on anna.txt: {os.cpu_count()} CPU cores "
+        f"({torch.get_num_threads()} threads), torch {torch.__version__}, "
+        f"{platform.machine()}, {time.strftime('%Y-%m-%d')}, load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print("| measure | course | dlnd | dlnd / course |\n|---|---:|---:|---:|")
+    budgets = results.get("budgets")
+    for budget, (course_loss, ours) in sorted(budgets.items()) if budgets else ():
+        print(
+            f"| held-out loss (nats/char) after {budget / 60:g} min (dlnd: {ours['epochs']} "
+            f"epochs, {ours['seconds'] / 60:.1f} min) | {course_loss:.4f} | "
+            f"{ours['loss']:.4f} | {ours['loss'] - course_loss:+.4f} |"
+        )
+    speed, sampling = results.get("speed"), results.get("sampling")
+    rows = []
+    if speed:
+        rows += [
+            ("training chars/s, steps only", "course_steps", "dlnd_steps"),
+            ("training chars/s, with each loop's validation", "course_with_validation",
+             "dlnd_with_validation"),
+        ]  # fmt: skip
+        for name, course_key, dlnd_key in rows:
+            ratio = speed[dlnd_key] / speed[course_key]
+            print(f"| {name} | {speed[course_key]:,.0f} | {speed[dlnd_key]:,.0f} | {ratio:.2f}x |")
+    if sampling:
+        for name, key in (
+            (f"sampling chars/s, one stream (median of {args.sample_repeats})", "dlnd_one"),
+            (f"sampling chars/s, dlnd {args.streams} streams", "dlnd_many"),
+        ):
+            print(
+                f"| {name} | {sampling['course']:,.0f} | {sampling[key]:,.0f} | "
+                f"{sampling[key + '_ratio']:.2f}x |"
+            )
+    if budgets:
+        bits = {b: ours["loss"] / math.log(2) for b, (_, ours) in budgets.items()}
+        print(
+            "dlnd bits per character: "
+            + ", ".join(f"{b / 60:g} min {v:.3f}" for b, v in bits.items())
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"what to run (default {','.join(PARTS)})"
+    )
     parser.add_argument("--minutes", default="5,15", help="training budgets (default 5,15)")
     parser.add_argument("--speed-steps", type=int, default=20, help="steps timed per loop")
     parser.add_argument("--sample-length", type=int, default=1000, help="characters per sample")
+    parser.add_argument("--sample-repeats", type=int, default=5, help="rounds of sampling timed")
     parser.add_argument("--streams", type=int, default=32, help="dlnd streams sampled at once")
     parser.add_argument("--data-dir", default=None, help="data folder (default $DLND_DATA)")
     parser.add_argument(
         "--train-chars", type=int, default=0, help="train on this many characters (0 = all)"
     )
     args = parser.parse_args()
+    parts = parse_parts(args.parts)
     budgets = [float(m) * 60 for m in args.minutes.split(",")]
     data = load_data(args.data_dir, args.train_chars)
-    print("training speed on the course's architecture ...", flush=True)
-    speed = training_speed(data, args.speed_steps)
-    print("budgets: the course ...", flush=True)
-    course_losses, course = course_after(data, budgets)
-    print("budgets: char-rnn ...", flush=True)
-    ours = {budget: dlnd_after(data, budget, args.data_dir) for budget in sorted(budgets)}
-    print("sampling ...", flush=True)
-    sampling = sampling_speed(course.net, data, args.sample_length, args.streams)
-
-    print(
-        f"\nchar-rnn vs the course on anna.txt: {os.cpu_count()} CPU cores "
-        f"({torch.get_num_threads()} threads), torch {torch.__version__}, "
-        f"{platform.machine()}, {time.strftime('%Y-%m-%d')}"
-    )
-    print("| measure | course | dlnd | dlnd / course |\n|---|---:|---:|---:|")
-    for budget in sorted(budgets):
-        result = ours[budget]
-        print(
-            f"| held-out loss (nats/char) after {budget / 60:g} min (dlnd: {result['epochs']} "
-            f"epochs, {result['seconds'] / 60:.1f} min) | {course_losses[budget]:.4f} | "
-            f"{result['loss']:.4f} | {result['loss'] - course_losses[budget]:+.4f} |"
+    results: dict = {}
+    if "speed" in parts:
+        print("training speed on the course's architecture ...", flush=True)
+        results["speed"] = training_speed(data, args.speed_steps)
+    # Sampling costs the same work per character whatever the weights: without the budgets
+    # the course's loop samples from an untrained network.
+    course_net = CourseCharRNN(len(data["vocab"]))
+    if "budgets" in parts:
+        print("budgets: the course ...", flush=True)
+        course_losses, course = course_after(data, budgets)
+        course_net = course.net
+        print("budgets: char-rnn ...", flush=True)
+        ours = {budget: dlnd_after(data, budget, args.data_dir) for budget in sorted(budgets)}
+        results["budgets"] = {b: (course_losses[b], ours[b]) for b in budgets}
+    if "sampling" in parts:
+        print("sampling ...", flush=True)
+        results["sampling"] = sampling_speed(
+            course_net, data, args.sample_length, args.streams, args.sample_repeats
         )
-    rows = [
-        ("training chars/s, steps only", "course_steps", "dlnd_steps", speed),
-        (
-            "training chars/s, with each loop's validation",
-            "course_with_validation",
-            "dlnd_with_validation",
-            speed,
-        ),
-        ("sampling chars/s, one stream", "course", "dlnd_one", sampling),
-        (f"sampling chars/s, dlnd {args.streams} streams", "course", "dlnd_many", sampling),
-    ]
-    for name, course_key, dlnd_key, values in rows:
-        ratio = values[dlnd_key] / values[course_key]
-        print(f"| {name} | {values[course_key]:,.0f} | {values[dlnd_key]:,.0f} | {ratio:.2f}x |")
-    bits = {b: ours[b]["loss"] / math.log(2) for b in budgets}
-    print(
-        "dlnd bits per character: " + ", ".join(f"{b / 60:g} min {v:.3f}" for b, v in bits.items())
-    )
+    print_table(args, results)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,13 @@ from dlnd.sequence.corpus import (
     split_tail,
     wrap,
 )
-from dlnd.sequence.language_model import LanguageModel, adaptive_cutoffs, lstm_cell, sample_next
+from dlnd.sequence.language_model import (
+    LanguageModel,
+    OneTokenSteps,
+    adaptive_cutoffs,
+    lstm_cell,
+    sample_next,
+)
 from dlnd.sequence.language_task import LanguageModelTask
 from dlnd.sequence.sampling import check_settings, continuation, write
 from dlnd.text import CharVocabulary, WordVocabulary
@@ -84,6 +90,31 @@ def test_one_step_at_a_time_equals_nn_lstm():
     torch.testing.assert_close(torch.stack(steps, 1), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("layers", "cutoffs", "input_table"), [
+    (2, (), True), (3, (), False), (1, (5, 25), False), (2, (5, 25), True),
+])  # fmt: skip
+def test_generation_steps_equal_forward_after_the_prime(layers, cutoffs, input_table):
+    torch.manual_seed(0)
+    model = LanguageModel(50, 6, 32, layers=layers, cutoffs=cutoffs).eval()
+    tokens = torch.randint(0, 50, (3, 9))
+    expected = model(tokens).logits
+    with torch.inference_mode():
+        _, state, _ = model(tokens[:, :2])
+        steps = OneTokenSteps(model, state, input_table=input_table)
+        scores = torch.stack([steps(tokens[:, t]) for t in range(2, 9)], 1)
+    torch.testing.assert_close(scores, expected[:, 2:], rtol=1e-5, atol=1e-5)
+
+
+def test_greedy_generation_equals_the_argmax_of_forward_token_by_token():
+    model = small_model(layers=2)
+    text = torch.tensor([[3, 1, 4], [1, 5, 9]])
+    written = model.generate(text, 12, top_k=1)
+    for t in range(12):
+        expected = model(text).logits[:, -1].argmax(-1)
+        assert torch.equal(written[:, t], expected)
+        text = torch.cat([text, expected[:, None]], 1)
+
+
 def test_lstm_cell_equals_torch_lstm_cell_in_float64():
     reference = nn.LSTMCell(3, 5).double()
     x, h, c = torch.randn(2, 3).double(), torch.randn(2, 5).double(), torch.randn(2, 5).double()
@@ -124,6 +155,24 @@ def test_only_the_top_k_of_the_tokens_not_excluded_are_drawn(k, excluded, seed):
     ranked = [i for i in logits[0].argsort(descending=True).tolist() if i not in excluded]
     draws = sample_next(logits, 1.0, k, tuple(excluded), torch.Generator().manual_seed(seed))
     assert set(draws.tolist()) <= set(ranked[:k])
+
+
+def test_top_k_draws_follow_the_softmax_of_the_k_best_tokens_not_excluded():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, 0.5]]).expand(20_000, 5)
+    draws = sample_next(logits, 0.5, 2, (0,), torch.Generator().manual_seed(0))
+    observed = torch.bincount(draws, minlength=5).double() / len(draws)
+    expected = torch.zeros(5, dtype=torch.float64)
+    expected[[1, 4]] = torch.softmax(torch.tensor([1.0, 0.5], dtype=torch.float64) / 0.5, 0)
+    assert torch.allclose(observed, expected, atol=0.015)
+
+
+def test_generate_with_the_same_generator_seed_repeats_itself():
+    model = small_model(layers=2)
+    prime = torch.tensor([[3, 1, 4]]).repeat(4, 1)
+    settings_ = {"temperature": 0.9, "top_k": 3, "exclude": (2,)}
+    once = model.generate(prime, 50, generator=torch.Generator().manual_seed(3), **settings_)
+    again = model.generate(prime, 50, generator=torch.Generator().manual_seed(3), **settings_)
+    assert once.shape == (4, 50) and torch.equal(once, again) and not torch.any(once == 2)
 
 
 def test_top_k_of_one_is_the_most_likely_token():

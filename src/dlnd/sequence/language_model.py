@@ -167,17 +167,69 @@ class LanguageModel(nn.Module):
             # The whole prime in one forward pass; its last logits predict the first new token.
             logits, state, _ = self(prime.to(self.embedding.weight.device))
             logits = logits[:, -1]
-            written = torch.empty(prime.shape[0], length, dtype=torch.long)
+            # the table of layer 0's input projections pays when it costs fewer projections
+            # than the steps would make, and stays small
+            table = self.vocab_size <= min(MAX_INPUT_TABLE_TOKENS, len(prime) * length)
+            steps = OneTokenSteps(self, state, input_table=table)
+            written = []
             for t in range(length):
                 token = sample_next(logits, temperature, top_k, exclude, generator)
-                written[:, t] = token
-                logits, state = self.step(token.to(logits.device), state)
+                written.append(token)
+                if t + 1 < length:
+                    logits = steps(token.to(logits.device))
         finally:
             self.train(was_training)
-        return written
+        return torch.stack(written, 1)
 
 
 _LSTM_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+MAX_INPUT_TABLE_TOKENS = 4096  # vocabularies larger than this (words) project each token
+
+
+class OneTokenSteps:
+    """The model's step for :meth:`LanguageModel.generate`: the same function as
+    :meth:`LanguageModel.step`, with the state kept and the weights arranged once per call.
+
+    Writing one stream, a step is a few matrix-vector products and many tiny operations
+    whose fixed cost (microseconds each) adds up; so each layer's two biases are added once,
+    and layer 0's input projection of every token of the vocabulary,
+
+        table[v] = W_ih0 embedding[v] + b_ih0 + b_hh0        (V, 4H)
+
+    is computed once (``input_table``; when the vocabulary is small and the steps many), so
+    that a step reads its row instead of embedding and projecting the token. Each layer is
+    then z = (input projection) + h W_hh^T, one ``addmm``, and :func:`gated_update`.
+    """
+
+    def __init__(self, model: LanguageModel, state: State, *, input_table: bool) -> None:
+        weights = [
+            [getattr(model.lstm, f"{name}_l{layer}") for name in _LSTM_PARAMETERS]
+            for layer in range(model.layers)
+        ]
+        self.model = model
+        self.input_weights = [w_ih.t() for w_ih, _, _, _ in weights]  # (I, 4H)
+        self.hidden_weights = [w_hh.t() for _, w_hh, _, _ in weights]  # (H, 4H)
+        self.biases = [b_ih + b_hh for _, _, b_ih, b_hh in weights]  # (4H,)
+        self.input_table = None
+        if input_table:
+            embeddings = model.embedding.weight
+            self.input_table = torch.addmm(self.biases[0], embeddings, self.input_weights[0])
+        self.hidden, self.cell = list(state[0].unbind(0)), list(state[1].unbind(0))
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (N,) -> the scores (N, V) of the token after them; the state moves on."""
+        if self.input_table is not None:
+            projected = self.input_table[tokens]
+        else:
+            embedded = self.model.embedding(tokens)
+            projected = torch.addmm(self.biases[0], embedded, self.input_weights[0])
+        for layer in range(self.model.layers):
+            if layer > 0:  # the input is the new h of the layer below (no dropout in eval)
+                below = self.hidden[layer - 1]
+                projected = torch.addmm(self.biases[layer], below, self.input_weights[layer])
+            z = torch.addmm(projected, self.hidden[layer], self.hidden_weights[layer])
+            self.hidden[layer], self.cell[layer] = gated_update(z, self.cell[layer])
+        return self.model.scores(self.hidden[-1])
 
 
 def adaptive_cutoffs(vocab_size: int) -> tuple[int, ...]:
@@ -209,10 +261,17 @@ def lstm_cell(
     where [z_i, z_f, z_g, z_o] = W_ih x + b_ih + W_hh h + b_hh, in torch's row order.
     """
     z = torch.addmm(bias_ih, x, weight_ih.t()) + torch.addmm(bias_hh, h, weight_hh.t())
-    z_i, z_f, z_g, z_o = z.chunk(4, dim=1)
-    c = torch.sigmoid(z_f) * c + torch.sigmoid(z_i) * torch.tanh(z_g)
-    h = torch.sigmoid(z_o) * torch.tanh(c)
-    return h, c
+    return gated_update(z, c)
+
+
+def gated_update(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gates' pre-activations z = [z_i, z_f, z_g, z_o] (N, 4H) and the cell c (N, H) ->
+    the new (h, c) of :func:`lstm_cell`. One sigmoid over all four blocks (z_g's is unused)
+    costs less than three calls on one block each."""
+    i, f, _, o = torch.sigmoid(z).chunk(4, dim=1)
+    g = torch.tanh(z.chunk(4, dim=1)[2])
+    c = f * c + i * g
+    return o * torch.tanh(c), c
 
 
 def sample_next(
@@ -223,12 +282,19 @@ def sample_next(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """One token per row from softmax(logits / temperature), restricted to the ``top_k``
-    likeliest tokens not in ``exclude``: logits (N, V) -> tokens (N,) on the CPU."""
+    likeliest tokens not in ``exclude``: logits (N, V) -> tokens (N,) on the CPU.
+
+    With top-k the draw is among the k best scores alone: softmax over them (the other
+    tokens' probability is 0 anyway), then the drawn position's token id. Excluded tokens
+    score -inf, so they are among the k only when fewer than k others are left, and then
+    with probability 0.
+    """
     scores = logits.detach().float().cpu() / temperature
     if exclude:
         scores[:, list(exclude)] = -torch.inf
     if top_k is not None and top_k < scores.shape[1]:
-        kth_best = scores.topk(top_k, dim=1).values[:, -1:]
-        scores = scores.masked_fill(scores < kth_best, -torch.inf)
+        best, tokens = scores.topk(top_k, dim=1)
+        drawn = torch.multinomial(torch.softmax(best, dim=1), 1, generator=generator)
+        return tokens.gather(1, drawn).squeeze(1)
     probabilities = torch.softmax(scores, dim=1)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
