@@ -448,12 +448,17 @@ def main() -> None:
     parser.add_argument("--sample-length", type=int, default=1000, help="characters per sample")
     parser.add_argument("--sample-repeats", type=int, default=5, help="rounds of sampling timed")
     parser.add_argument("--streams", type=int, default=32, help="dlnd streams sampled at once")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="PyTorch threads of both loops (0 = its default)"
+    )
     parser.add_argument("--data-dir", default=None, help="data folder (default $DLND_DATA)")
     parser.add_argument(
         "--train-chars", type=int, default=0, help="train on this many characters (0 = all)"
     )
     args = parser.parse_args()
     parts = parse_parts(args.parts)
+    if args.threads:  # on a machine others share, one thread each waits less for a core
+        torch.set_num_threads(args.threads)
     budgets = [float(m) * 60 for m in args.minutes.split(",")]
     data = load_data(args.data_dir, args.train_chars)
     results: dict = {}
