@@ -25,8 +25,8 @@ sampling comparison alone takes about a minute.
 
 One table: validation loss after each budget; training characters/s of the two loops on
 the course's architecture (dlnd with a 64-wide embedding in place of the one-hot input);
-sampling characters/s of `dlnd sample` (one stream, and --n streams) against the course's
-sampling loop, both with the course's architecture.
+sampling characters/s of `dlnd sample` (one stream, the same with --bf16, and --n streams)
+against the course's sampling loop, both with the course's architecture.
 """
 
 from __future__ import annotations
@@ -359,14 +359,21 @@ def sampling_speed(
     for seed in range(repeats):
         course = chars_per_second(length, course_sample, course_net, vocab, length, seed)
         one = chars_per_second(length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed)
+        bf16 = chars_per_second(
+            length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed, bf16=True
+        )
         many = chars_per_second(
             streams * length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed,
             streams=streams,
         )  # fmt: skip
-        print(f"  course {course:,.0f}, dlnd {one:,.0f}, {streams} streams {many:,.0f}", flush=True)
-        rounds.append({"course": course, "dlnd_one": one, "dlnd_many": many})
+        print(
+            f"  course {course:,.0f}, dlnd {one:,.0f}, --bf16 {bf16:,.0f}, {streams} streams "
+            f"{many:,.0f}",
+            flush=True,
+        )
+        rounds.append({"course": course, "dlnd_one": one, "dlnd_one_bf16": bf16, "dlnd_many": many})
     medians = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
-    for key in ("dlnd_one", "dlnd_many"):
+    for key in ("dlnd_one", "dlnd_one_bf16", "dlnd_many"):
         medians[f"{key}_ratio"] = float(np.median([r[key] / r["course"] for r in rounds]))
     return medians
 
@@ -424,6 +431,7 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
     if sampling:
         for name, key in (
             (f"sampling chars/s, one stream (median of {args.sample_repeats})", "dlnd_one"),
+            ("sampling chars/s, one stream, dlnd sample --bf16", "dlnd_one_bf16"),
             (f"sampling chars/s, dlnd {args.streams} streams", "dlnd_many"),
         ):
             print(

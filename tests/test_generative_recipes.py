@@ -183,6 +183,7 @@ def test_sample_through_the_command_line(dcgan_run, tmp_path):
         (["--n", "50001"], "--n is at most 50,000"),
         (["--seed", "-1"], "--seed must be from 0 to 2**63 - 1 for images"),
         (["--prime", "x"], "--prime does not apply to dcgan, whose model writes images"),
+        (["--bf16"], "--bf16 does not apply to dcgan, whose model writes images"),
     ],
 )
 def test_sample_refuses_bad_flags(dcgan_run, tmp_path, capsys, args, message):

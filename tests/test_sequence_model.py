@@ -105,6 +105,26 @@ def test_generation_steps_equal_forward_after_the_prime(layers, cutoffs, input_t
     torch.testing.assert_close(scores, expected[:, 2:], rtol=1e-5, atol=1e-5)
 
 
+def test_bfloat16_generation_weights_keep_the_next_token_distribution():
+    """bfloat16 weights round each product's inputs to 8 significant bits: the probabilities
+    of the next token move by a little, the text's likelihood hardly at all."""
+    torch.manual_seed(0)
+    model = LanguageModel(80, 16, 128, layers=2).eval()
+    tokens = torch.randint(0, 80, (4, 40))
+    expected = torch.log_softmax(model(tokens).logits, -1)
+    with torch.inference_mode():
+        _, state, _ = model(tokens[:, :2])
+        steps = OneTokenSteps(model, state, input_table=True, weights_dtype=torch.bfloat16)
+        scores = torch.stack([steps(tokens[:, t]) for t in range(2, 40)], 1)
+    got = torch.log_softmax(scores, -1)
+    assert (got.exp() - expected[:, 2:].exp()).abs().max() < 0.01  # probabilities
+    chosen = tokens[:, 3:, None]  # each step's log-likelihood of the token that followed
+    gap = got[:, :-1].gather(2, chosen) - expected[:, 2:-1].gather(2, chosen)
+    assert gap.mean().abs() < 0.01 and gap.abs().max() < 0.05
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        OneTokenSteps(model, state, input_table=True, weights_dtype=torch.float16)
+
+
 def test_greedy_generation_equals_the_argmax_of_forward_token_by_token():
     model = small_model(layers=2)
     text = torch.tensor([[3, 1, 4], [1, 5, 9]])

@@ -54,6 +54,12 @@ def test_sample_prints_the_same_text_for_the_same_seed(char_run, capsys):
     assert call(capsys, *args, "--seed", "5")[1] != once
     code, several, _ = call(capsys, *args, "--n", "3", "--top-k", "0", "--temperature", "1.5")
     assert code == 0 and several.count("\n---\n") == 2
+    code, fast, _ = call(capsys, *args, "--seed", "4", "--bf16")
+    assert (
+        code == 0
+        and fast.startswith("Levin")
+        and call(capsys, *args, "--seed", "4", "--bf16")[1] == fast
+    )
 
 
 def test_sample_reads_unknown_characters_in_the_prime(char_run, capsys):

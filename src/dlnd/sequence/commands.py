@@ -33,6 +33,7 @@ def sample_text(run_dir: Path, args: argparse.Namespace) -> int:
         top_k=top_k or None,
         seed=args.seed,
         streams=1 if args.n is None else args.n,
+        bf16=bool(args.bf16),
     )
     print("\n\n---\n\n".join(prime + text for text in texts))
     return 0

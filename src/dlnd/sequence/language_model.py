@@ -151,11 +151,14 @@ class LanguageModel(nn.Module):
         top_k: int | None = None,
         exclude: tuple[int, ...] = (),
         generator: torch.Generator | None = None,
+        weights_dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """Sample ``length`` tokens after ``prime`` (P,) or (N, P), one stream per row.
 
         Returns the new tokens (N, length). Tokens in ``exclude`` (the unknown token, say)
-        are never drawn; ``generator`` makes the draws repeatable.
+        are never drawn; ``generator`` makes the draws repeatable. ``weights_dtype``
+        ``torch.bfloat16`` keeps the LSTM's weights in bfloat16 while writing (see
+        :class:`OneTokenSteps`).
         """
         if prime.dim() == 1:
             prime = prime.unsqueeze(0)
@@ -170,7 +173,7 @@ class LanguageModel(nn.Module):
             # the table of layer 0's input projections pays when it costs fewer projections
             # than the steps would make, and stays small
             table = self.vocab_size <= min(MAX_INPUT_TABLE_TOKENS, len(prime) * length)
-            steps = OneTokenSteps(self, state, input_table=table)
+            steps = OneTokenSteps(self, state, input_table=table, weights_dtype=weights_dtype)
             written = []
             for t in range(length):
                 token = sample_next(logits, temperature, top_k, exclude, generator)
@@ -199,9 +202,26 @@ class OneTokenSteps:
     is computed once (``input_table``; when the vocabulary is small and the steps many), so
     that a step reads its row instead of embedding and projecting the token. Each layer is
     then z = (input projection) + h W_hh^T, one ``addmm``, and :func:`gated_update`.
+
+    One stream's step is bound by reading the weights from memory (a 2-layer, 512-unit
+    LSTM reads 12 MB of float32 per character), not by arithmetic. With ``weights_dtype``
+    ``torch.bfloat16`` the recurrent and between-layer weights are kept in bfloat16: half
+    the bytes per step. The products still accumulate in float32 and the gates, the state
+    and the scores stay float32; what changes is that each weight and each input to a
+    product is rounded to 8 significant bits, which moves the next-token probabilities by
+    about a percent of their size (the tests bound it), not which text is likely.
     """
 
-    def __init__(self, model: LanguageModel, state: State, *, input_table: bool) -> None:
+    def __init__(
+        self,
+        model: LanguageModel,
+        state: State,
+        *,
+        input_table: bool,
+        weights_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if weights_dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"weights_dtype must be float32 or bfloat16, got {weights_dtype}")
         weights = [
             [getattr(model.lstm, f"{name}_l{layer}") for name in _LSTM_PARAMETERS]
             for layer in range(model.layers)
@@ -211,9 +231,13 @@ class OneTokenSteps:
         self.hidden_weights = [w_hh.t() for _, w_hh, _, _ in weights]  # (H, 4H)
         self.biases = [b_ih + b_hh for _, _, b_ih, b_hh in weights]  # (4H,)
         self.input_table = None
-        if input_table:
+        if input_table:  # from the float32 weights, so the table itself is exact
             embeddings = model.embedding.weight
             self.input_table = torch.addmm(self.biases[0], embeddings, self.input_weights[0])
+        # stored (I, 4H) row-major: a row vector times it reads the weights in order, which
+        # is faster than through the transposed view of torch's (4H, I)
+        self.input_weights = [w.to(weights_dtype).contiguous() for w in self.input_weights]
+        self.hidden_weights = [w.to(weights_dtype).contiguous() for w in self.hidden_weights]
         self.hidden, self.cell = list(state[0].unbind(0)), list(state[1].unbind(0))
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -222,14 +246,23 @@ class OneTokenSteps:
             projected = self.input_table[tokens]
         else:
             embedded = self.model.embedding(tokens)
-            projected = torch.addmm(self.biases[0], embedded, self.input_weights[0])
+            projected = plus_product(self.biases[0], embedded, self.input_weights[0])
         for layer in range(self.model.layers):
             if layer > 0:  # the input is the new h of the layer below (no dropout in eval)
                 below = self.hidden[layer - 1]
-                projected = torch.addmm(self.biases[layer], below, self.input_weights[layer])
-            z = torch.addmm(projected, self.hidden[layer], self.hidden_weights[layer])
+                projected = plus_product(self.biases[layer], below, self.input_weights[layer])
+            z = plus_product(projected, self.hidden[layer], self.hidden_weights[layer])
             self.hidden[layer], self.cell[layer] = gated_update(z, self.cell[layer])
         return self.model.scores(self.hidden[-1])
+
+
+def plus_product(base: torch.Tensor, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """base + x @ weights in float32: base (N, K) or (K,), x (N, I) float32, weights (I, K)
+    float32 (one ``addmm``) or bfloat16 (x rounded to bfloat16; the CPU kernel accumulates
+    in float32 and rounds the product to bfloat16, which is added to base in float32)."""
+    if weights.dtype == torch.float32:
+        return torch.addmm(base, x, weights)
+    return base + torch.mm(x.to(weights.dtype), weights).float()
 
 
 def adaptive_cutoffs(vocab_size: int) -> tuple[int, ...]:
