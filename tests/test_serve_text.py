@@ -29,7 +29,15 @@ from dlnd.sequence.reviews import LABELS, WORD_OPTIONS, generated_review, genera
 from dlnd.sequence.sampling import load_language_model, write
 from dlnd.serve.app import create_app
 from dlnd.serve.card import CARD_FILE
-from dlnd.serve.text_classifier import MAX_TEXT_CHARS, MAX_TOKENS
+from dlnd.serve.exporting import export_run
+from dlnd.serve.text_classifier import (
+    GROUP_SHORTEST_SHARE,
+    MAX_TEXT_CHARS,
+    MAX_TOKENS,
+    SentenceBatch,
+    encode_row,
+    length_groups,
+)
 from dlnd.serve.text_generation import MAX_LENGTH, MAX_PRIME_CHARS, sample_token
 from dlnd.store import save_model
 from dlnd.text import WordVocabulary, load_vocabulary
@@ -317,6 +325,40 @@ def test_concurrent_texts_share_forward_passes_and_keep_their_own_answers(
         ]
         for a, b in zip(one["predictions"], shared["predictions"]):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
+@given(lengths=st.lists(st.integers(1, MAX_TOKENS), min_size=1, max_size=80))
+def test_length_groups_cover_the_batch_with_rows_of_similar_length(lengths):
+    lengths = np.array(lengths)
+    groups = length_groups(lengths)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(len(lengths)))
+    for group in groups:
+        longest = lengths[group[0]]
+        assert lengths[group].max() == longest  # the longest first: the group is cut to it
+        assert lengths[group].min() >= GROUP_SHORTEST_SHARE * longest
+    for previous, group in zip(groups, groups[1:]):
+        # a group ends only where the next sentence is too short for it
+        assert lengths[group[0]] < GROUP_SHORTEST_SHARE * lengths[previous[0]]
+
+
+@pytest.mark.parametrize("key", ["reviews", "cnn"])
+def test_a_batch_in_length_groups_scores_each_sentence_as_alone(tmp_path_factory, tmp_path, key):
+    if key == "cnn":
+        save_cnn_run(tmp_path / "run")
+        folder = export_run(tmp_path / "run", "onnx", tmp_path / "cnn")
+    else:
+        folder = text_export(tmp_path_factory, key)
+    card = json.loads((folder / CARD_FILE).read_text())
+    vocab = load_vocabulary(folder / card["vocabulary"])
+    forward = SentenceBatch(folder / card["file"], threads=1)
+    rng = random.Random(3)
+    words = [w for w in vocab.tokens[2:] if w.isalpha()]
+    texts = [" ".join(rng.choices(words, k=n)) for n in (1, 2, 3, 5, 8, 13, 21, 34, 60, 61, 9, 2)]
+    texts.append("good " * (MAX_TOKENS + 20))  # cut to MAX_TOKENS
+    rows = np.stack([encode_row(vocab, text)[0] for text in texts])
+    assert len(length_groups(rows[:, 0])) > 3
+    alone = np.concatenate([forward(row[None]) for row in rows])
+    np.testing.assert_allclose(forward(rows), alone, atol=1e-5)  # logits, so probabilities too
 
 
 @pytest.mark.parametrize(("path", "prime"), [(CHARS, "Anna"), (WORDS, 'jerry: "hi')])
