@@ -277,6 +277,42 @@ def training_speed(data: dict, steps: int) -> dict[str, float]:
     }
 
 
+def training_flops_per_char(inputs: int, vocab: int) -> float:
+    """Floating-point operations one training character costs the course's architecture,
+    counting the matrix products only (multiply + add = 2): per LSTM layer 4H (I + H)
+    multiply-adds, the output layer H V; the backward pass costs twice the forward one
+    (the gradients of the inputs and of the weights)."""
+    multiply_adds = 4 * HIDDEN * (inputs + HIDDEN) + 4 * HIDDEN * (2 * HIDDEN) * (LAYERS - 1)
+    multiply_adds += HIDDEN * vocab
+    return 3 * 2 * multiply_adds
+
+
+def matmul_gflops(dtype: torch.dtype, repeats: int = 5) -> float:
+    """This machine's best GFLOP/s for a product of the size a training step is made of
+    (12,800 x 512 times 512 x 2,048: a batch's characters through one layer's gates)."""
+    a = torch.randn(BATCH * SEQ_LEN, HIDDEN, dtype=dtype)
+    b = torch.randn(HIDDEN, 4 * HIDDEN, dtype=dtype)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best / 1e9
+
+
+def arithmetic_ceiling(data: dict, speed: dict[str, float]) -> dict[str, float]:
+    """What bounds the training speed: each loop's GFLOP/s against the machine's matrix
+    product in float32 and bfloat16 (the faster of the two is as fast as a step can go)."""
+    vocab = len(data["vocab"])
+    return {
+        "course_gflops": speed["course_steps"] * training_flops_per_char(vocab, vocab) / 1e9,
+        "dlnd_gflops": speed["dlnd_steps"] * training_flops_per_char(64, vocab) / 1e9,
+        "fp32_gflops": matmul_gflops(torch.float32),
+        "bf16_gflops": matmul_gflops(torch.bfloat16),
+    }
+
+
 def course_after(data: dict, budgets_s: list[float]) -> tuple[dict[float, float], CourseTrainer]:
     """The course's held-out loss after each budget of training time (its validation passes
     and this scoring are not charged to the budget)."""
@@ -428,6 +464,19 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
         for name, course_key, dlnd_key in rows:
             ratio = speed[dlnd_key] / speed[course_key]
             print(f"| {name} | {speed[course_key]:,.0f} | {speed[dlnd_key]:,.0f} | {ratio:.2f}x |")
+        ceiling = speed["ceiling"]
+        fastest = max(ceiling["fp32_gflops"], ceiling["bf16_gflops"])
+        course_gflops, dlnd_gflops = ceiling["course_gflops"], ceiling["dlnd_gflops"]
+        print(
+            f"| training GFLOP/s (matrix products) | {course_gflops:.0f} | {dlnd_gflops:.0f} | "
+            f"{dlnd_gflops / course_gflops:.2f}x |"
+        )
+        print(
+            f"\nThis machine's matrix product: float32 {ceiling['fp32_gflops']:.0f} GFLOP/s, "
+            f"bfloat16 {ceiling['bf16_gflops']:.0f} GFLOP/s. A loop that spent all its time in "
+            f"the faster of these would train {fastest / course_gflops:.2f}x the "
+            "course's characters/s on its architecture."
+        )
     if sampling:
         for name, key in (
             (f"sampling chars/s, one stream (median of {args.sample_repeats})", "dlnd_one"),
@@ -473,6 +522,7 @@ def main() -> None:
     if "speed" in parts:
         print("training speed on the course's architecture ...", flush=True)
         results["speed"] = training_speed(data, args.speed_steps)
+        results["speed"]["ceiling"] = arithmetic_ceiling(data, results["speed"])
     # Sampling costs the same work per character whatever the weights: without the budgets
     # the course's loop samples from an untrained network.
     course_net = CourseCharRNN(len(data["vocab"]))
