@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One thread per process unless told otherwise (set before NumPy and PyTorch start their
+# pools): the tests' matrices are small, and on a shared 2-core machine two busy-waiting
+# OpenMP threads make a step 10-20x slower (a quick sentiment-cnn run: 88 s -> 3.4 s under
+# load, the same figures). Subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Test-only recipes (e.g. ``tiny``) live in tests/support; subprocesses get the same
 # through DLND_RECIPE_MODULES (see helpers.dlnd_env).
 sys.path.insert(0, str(Path(__file__).parent / "support"))

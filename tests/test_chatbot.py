@@ -242,12 +242,7 @@ def test_batches_shift_the_reply_by_the_end_word():
 @pytest.fixture(scope="module")
 def chat_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("chat")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small matrices: one thread is several times faster
-    try:
-        assert main(["run", "chatbot", "--quick", "--embedded", "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert main(["run", "chatbot", "--quick", "--embedded", "--out", str(out)]) == 0
     return max((out / "chatbot").iterdir())
 
 
@@ -270,13 +265,8 @@ def test_quick_training_lowers_the_loss_and_reports_both_baselines(chat_run):
 
 
 def test_a_baseline_as_the_model_is_not_trained_twice_and_is_not_served(tmp_path, capsys):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        flags = ("--quick", "--embedded", "--epochs", "1", "--out", str(tmp_path))
-        assert main(["run", "chatbot", "--decoder", "plain", *flags]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    flags = ("--quick", "--embedded", "--epochs", "1", "--out", str(tmp_path))
+    assert main(["run", "chatbot", "--decoder", "plain", *flags]) == 0
     run_dir = max((tmp_path / "chatbot").iterdir())
     metrics = json.loads((run_dir / "final.json").read_text())["metrics"]
     assert "language_model_val_perplexity" in metrics and "plain_val_perplexity" not in metrics
