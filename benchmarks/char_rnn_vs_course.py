@@ -454,14 +454,12 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
             f"{ours['loss']:.4f} | {ours['loss'] - course_loss:+.4f} |"
         )
     speed, sampling = results.get("speed"), results.get("sampling")
-    rows = []
     if speed:
-        rows += [
+        for name, course_key, dlnd_key in (
             ("training chars/s, steps only", "course_steps", "dlnd_steps"),
             ("training chars/s, with each loop's validation", "course_with_validation",
              "dlnd_with_validation"),
-        ]  # fmt: skip
-        for name, course_key, dlnd_key in rows:
+        ):  # fmt: skip
             ratio = speed[dlnd_key] / speed[course_key]
             print(f"| {name} | {speed[course_key]:,.0f} | {speed[dlnd_key]:,.0f} | {ratio:.2f}x |")
         ceiling = speed["ceiling"]
@@ -470,12 +468,6 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
         print(
             f"| training GFLOP/s (matrix products) | {course_gflops:.0f} | {dlnd_gflops:.0f} | "
             f"{dlnd_gflops / course_gflops:.2f}x |"
-        )
-        print(
-            f"\nThis machine's matrix product: float32 {ceiling['fp32_gflops']:.0f} GFLOP/s, "
-            f"bfloat16 {ceiling['bf16_gflops']:.0f} GFLOP/s. A loop that spent all its time in "
-            f"the faster of these would train {fastest / course_gflops:.2f}x the "
-            "course's characters/s on its architecture."
         )
     if sampling:
         for name, key in (
@@ -487,6 +479,13 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
                 f"| {name} | {sampling['course']:,.0f} | {sampling[key]:,.0f} | "
                 f"{sampling[key + '_ratio']:.2f}x |"
             )
+    if speed:  # after the table, which a line of text would cut in two
+        print(
+            f"\nThis machine's matrix product: float32 {ceiling['fp32_gflops']:.0f} GFLOP/s, "
+            f"bfloat16 {ceiling['bf16_gflops']:.0f} GFLOP/s. A loop that spent all its time in "
+            f"the faster of these would train {fastest / course_gflops:.2f}x the "
+            "course's characters/s on its architecture."
+        )
     if budgets:
         bits = {b: ours["loss"] / math.log(2) for b, (_, ours) in budgets.items()}
         print(

@@ -128,18 +128,13 @@ class LanguageModel(nn.Module):
         """One time step for one token per stream: tokens (N,) -> logits (N, V), new state.
 
         The same function as ``forward`` on windows of length 1, with each LSTM layer
-        written out gate by gate. For one step at a time this is several times faster on a
-        CPU than calling ``nn.LSTM``, which prepares its whole-sequence kernels on every call.
+        written out gate by gate (:class:`OneTokenSteps`, the step :meth:`generate` repeats).
+        For one step at a time this is several times faster on a CPU than calling
+        ``nn.LSTM``, which prepares its whole-sequence kernels on every call.
         """
-        x = self.embedding(tokens)
-        hidden, cell = [], []
-        for layer in range(self.layers):
-            weights = [getattr(self.lstm, f"{name}_l{layer}") for name in _LSTM_PARAMETERS]
-            h, c = lstm_cell(x, state[0][layer], state[1][layer], *weights)
-            hidden.append(h)
-            cell.append(c)
-            x = h  # dropout between layers is off outside training
-        return self.scores(x), (torch.stack(hidden), torch.stack(cell))
+        steps = OneTokenSteps(self, state, input_table=False)
+        scores = steps(tokens)
+        return scores, (torch.stack(steps.hidden), torch.stack(steps.cell))
 
     @torch.inference_mode()
     def generate(
