@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,13 @@ def run_dlnd(*args: str, cwd: Path | None = None, timeout: float = 300, **env: s
     )
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child, before it starts: SIGINT back to its default. A shell starts the
+    commands of a background job (``pytest &`` in a script) with SIGINT ignored, which
+    Python then keeps ignoring, and the Ctrl-C tests would send it to a deaf process."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_dlnd(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dlnd", *args],
@@ -39,4 +47,5 @@ def start_dlnd(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
