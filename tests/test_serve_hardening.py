@@ -7,6 +7,7 @@ has already grown for other reasons.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import subprocess
@@ -68,10 +69,19 @@ LONG_PIXELS = json.dumps({"pixels": [[0.5] * 1000] * 1000})  # 5 MB of numbers
 
 @pytest.mark.parametrize("body", [STRING_PIXELS, LONG_PIXELS], ids=["strings", "too-long"])
 def test_a_large_pixel_body_is_refused_at_once(client, body):
-    """Probe: 3.5 MB of strings took 1.8 s and 1.6 GB to validate (1.4 million errors)."""
-    started = time.perf_counter()
-    response = client.post(PREDICT, content=body, headers={"content-type": "application/json"})
-    assert time.perf_counter() - started < 0.5
+    """Probe: 3.5 MB of strings took 1.8 s and 1.6 GB to validate (1.4 million errors).
+
+    The refusal now takes about 10 ms. The best of three tries is timed, after a garbage
+    collection, so that one pause of a loaded machine (or of the test process's own large
+    heap) cannot fail the test while a refusal that parses the body still does.
+    """
+    gc.collect()
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        response = client.post(PREDICT, content=body, headers={"content-type": "application/json"})
+        times.append(time.perf_counter() - started)
+    assert min(times) < 0.5, times
     assert response.status_code == 422
     assert "more values than this model's input; send at most 1," in response.json()["detail"]
 
@@ -118,8 +128,11 @@ def test_the_event_loop_answers_healthz_while_big_bodies_are_refused(app):
             assert all(r.status_code == 422 for r in await bad)
             return waits
 
+    gc.collect()
     waits = asyncio.run(traffic())
-    assert max(waits) < 0.25, waits
+    # Each refusal takes ~10 ms now; one pause of a loaded machine may reach a ping, so the
+    # second-longest wait is judged (the probe's bug held every ping for the whole 1.9 s).
+    assert sorted(waits)[-2 if len(waits) > 1 else -1] < 0.25, waits
 
 
 @pytest.mark.parametrize(
