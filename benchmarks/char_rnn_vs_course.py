@@ -26,7 +26,10 @@ sampling comparison alone takes about a minute.
 One table: validation loss after each budget; training characters/s of the two loops on
 the course's architecture (dlnd with a 64-wide embedding in place of the one-hot input);
 sampling characters/s of `dlnd sample` (one stream, the same with --bf16, and --n streams)
-against the course's sampling loop, both with the course's architecture.
+against the course's sampling loop, both with the course's architecture; and of `dlnd sample`
+on char-rnn's default model (2 x 384, the one `dlnd run char-rnn` trains: the model trained
+by the budgets when they ran, else an untrained one of that size) against the course's loop
+on the course's model, the comparison a user of each sees.
 """
 
 from __future__ import annotations
@@ -373,13 +376,29 @@ def dlnd_after(data: dict, budget_s: float, data_dir: str | None) -> dict:
     return {"loss": loss, "seconds": seconds, "epochs": epochs, "model": model}
 
 
+def default_model(data: dict) -> LanguageModel:
+    """An (untrained) model of char-rnn's default size, for timing."""
+    cfg = resolve_config(get_recipe("char-rnn"), {"device": "cpu"})
+    torch.manual_seed(0)
+    return LanguageModel(
+        len(data["vocab"]), cfg["embedding_size"], cfg["hidden_size"], cfg["layers"],
+        cfg["dropout"],
+    )  # fmt: skip
+
+
 def sampling_speed(
-    course_net: CourseCharRNN, data: dict, length: int, streams: int, repeats: int
+    course_net: CourseCharRNN,
+    own_model: LanguageModel,
+    data: dict,
+    length: int,
+    streams: int,
+    repeats: int,
 ) -> dict[str, float]:
     """Characters/s written by the course's sampling loop and by dlnd's (one stream, and
-    ``streams`` streams as one batch), both with the course's architecture: the median of
-    ``repeats`` rounds, each timing the three in turn so that the load of a shared machine
-    falls on all of them alike; ``*_ratio`` is the median of the rounds' dlnd / course."""
+    ``streams`` streams as one batch), both with the course's architecture, and by dlnd's
+    with ``own_model`` (char-rnn's default size): the median of ``repeats`` rounds, each
+    timing them in turn so that the load of a shared machine falls on all of them alike;
+    ``*_ratio`` is the median of the rounds' dlnd / course."""
     torch.manual_seed(0)
     model = LanguageModel(len(data["vocab"]), 64, HIDDEN, LAYERS, DROPOUT)
     vocab = data["vocab"]
@@ -402,14 +421,20 @@ def sampling_speed(
             streams * length, write, model, vocab, PRIME, length, top_k=TOP_K, seed=seed,
             streams=streams,
         )  # fmt: skip
+        own = chars_per_second(
+            length, write, own_model, vocab, PRIME, length, top_k=TOP_K, seed=seed
+        )
         print(
             f"  course {course:,.0f}, dlnd {one:,.0f}, --bf16 {bf16:,.0f}, {streams} streams "
-            f"{many:,.0f}",
+            f"{many:,.0f}, default model {own:,.0f}",
             flush=True,
         )
-        rounds.append({"course": course, "dlnd_one": one, "dlnd_one_bf16": bf16, "dlnd_many": many})
+        rounds.append(
+            {"course": course, "dlnd_one": one, "dlnd_one_bf16": bf16, "dlnd_many": many,
+             "dlnd_default": own}
+        )  # fmt: skip
     medians = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
-    for key in ("dlnd_one", "dlnd_one_bf16", "dlnd_many"):
+    for key in ("dlnd_one", "dlnd_one_bf16", "dlnd_many", "dlnd_default"):
         medians[f"{key}_ratio"] = float(np.median([r[key] / r["course"] for r in rounds]))
     return medians
 
@@ -474,6 +499,11 @@ def print_table(args: argparse.Namespace, results: dict) -> None:
             (f"sampling chars/s, one stream (median of {args.sample_repeats})", "dlnd_one"),
             ("sampling chars/s, one stream, dlnd sample --bf16", "dlnd_one_bf16"),
             (f"sampling chars/s, dlnd {args.streams} streams", "dlnd_many"),
+            (
+                "sampling chars/s, one stream, `dlnd sample` on char-rnn's default model "
+                f"({sampling['default_size']})",
+                "dlnd_default",
+            ),
         ):
             print(
                 f"| {name} | {sampling['course']:,.0f} | {sampling[key]:,.0f} | "
@@ -524,7 +554,7 @@ def main() -> None:
         results["speed"]["ceiling"] = arithmetic_ceiling(data, results["speed"])
     # Sampling costs the same work per character whatever the weights: without the budgets
     # the course's loop samples from an untrained network.
-    course_net = CourseCharRNN(len(data["vocab"]))
+    course_net, own_model = CourseCharRNN(len(data["vocab"])), default_model(data)
     if "budgets" in parts:
         print("budgets: the course ...", flush=True)
         course_losses, course = course_after(data, budgets)
@@ -532,10 +562,14 @@ def main() -> None:
         print("budgets: char-rnn ...", flush=True)
         ours = {budget: dlnd_after(data, budget, args.data_dir) for budget in sorted(budgets)}
         results["budgets"] = {b: (course_losses[b], ours[b]) for b in budgets}
+        own_model = ours[max(budgets)]["model"]
     if "sampling" in parts:
         print("sampling ...", flush=True)
         results["sampling"] = sampling_speed(
-            course_net, data, args.sample_length, args.streams, args.sample_repeats
+            course_net, own_model, data, args.sample_length, args.streams, args.sample_repeats
+        )
+        results["sampling"]["default_size"] = (
+            f"{own_model.layers} x {own_model.hidden_size}"
         )
     print_table(args, results)
 
