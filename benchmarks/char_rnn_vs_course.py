@@ -568,9 +568,7 @@ def main() -> None:
         results["sampling"] = sampling_speed(
             course_net, own_model, data, args.sample_length, args.streams, args.sample_repeats
         )
-        results["sampling"]["default_size"] = (
-            f"{own_model.layers} x {own_model.hidden_size}"
-        )
+        results["sampling"]["default_size"] = f"{own_model.layers} x {own_model.hidden_size}"
     print_table(args, results)
 
 
