@@ -55,6 +55,7 @@ from dlnd.runs import RunContext
 from dlnd.sequence.corpus import ordered_windows, split_tail
 from dlnd.sequence.language_model import LanguageModel
 from dlnd.sequence.language_task import VALIDATION_ROWS, LanguageModelTask
+from dlnd.sequence.recipes import build_language_model
 from dlnd.sequence.sampling import load_language_model, write
 from dlnd.text import CharVocabulary
 from dlnd.trainer import TrainConfig, train
@@ -333,11 +334,7 @@ def course_after(data: dict, budgets_s: list[float]) -> tuple[dict[float, float]
 
 def dlnd_epoch_seconds(data: dict, cfg: dict) -> float:
     """A short timed stretch of char-rnn's default training -> the estimated epoch time."""
-    torch.manual_seed(0)
-    model = LanguageModel(
-        len(data["vocab"]), cfg["embedding_size"], cfg["hidden_size"], cfg["layers"],
-        cfg["dropout"],
-    )  # fmt: skip
+    model = char_rnn_model(data, cfg)
     train_cfg = TrainConfig.from_cfg(cfg, epochs=1, device="cpu")
     steps = 40
     task = Windows(
@@ -376,14 +373,10 @@ def dlnd_after(data: dict, budget_s: float, data_dir: str | None) -> dict:
     return {"loss": loss, "seconds": seconds, "epochs": epochs, "model": model}
 
 
-def default_model(data: dict) -> LanguageModel:
-    """An (untrained) model of char-rnn's default size, for timing."""
-    cfg = resolve_config(get_recipe("char-rnn"), {"device": "cpu"})
+def char_rnn_model(data: dict, cfg: dict) -> LanguageModel:
+    """An untrained model of the size char-rnn's ``cfg`` gives, built as the recipe builds it."""
     torch.manual_seed(0)
-    return LanguageModel(
-        len(data["vocab"]), cfg["embedding_size"], cfg["hidden_size"], cfg["layers"],
-        cfg["dropout"],
-    )  # fmt: skip
+    return build_language_model(cfg, {"vocabulary": data["vocab"].to_dict()})
 
 
 def sampling_speed(
@@ -554,7 +547,7 @@ def main() -> None:
         results["speed"]["ceiling"] = arithmetic_ceiling(data, results["speed"])
     # Sampling costs the same work per character whatever the weights: without the budgets
     # the course's loop samples from an untrained network.
-    course_net, own_model = CourseCharRNN(len(data["vocab"])), default_model(data)
+    course_net, own_model = CourseCharRNN(len(data["vocab"])), None
     if "budgets" in parts:
         print("budgets: the course ...", flush=True)
         course_losses, course = course_after(data, budgets)
@@ -565,6 +558,9 @@ def main() -> None:
         own_model = ours[max(budgets)]["model"]
     if "sampling" in parts:
         print("sampling ...", flush=True)
+        if own_model is None:  # no budget trained one: an untrained one of the default size
+            defaults = resolve_config(get_recipe("char-rnn"), {"device": "cpu"})
+            own_model = char_rnn_model(data, defaults)
         results["sampling"] = sampling_speed(
             course_net, own_model, data, args.sample_length, args.streams, args.sample_repeats
         )
