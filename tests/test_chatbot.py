@@ -139,7 +139,7 @@ def test_shapes_of_every_decoder(decoder, batch, line, reply):
     assert logits.shape == (batch, reply, 20) and loss.shape == ()
     memory, state, mask = model.encode(ids, lengths)
     assert state.shape == (1, batch, 5) and mask.sum(1).tolist() == lengths.tolist()
-    _, _, weights = model.decode(reply_in, state, memory, mask)
+    _, _, weights = model.decode(reply_in, state, memory, mask, ids)
     if decoder == "attention":
         assert weights.shape == (batch, reply, line)
         assert torch.allclose(weights.sum(-1), torch.ones(batch, reply))
@@ -193,6 +193,60 @@ def test_padding_changes_nothing(decoder):
     batch[0, :3], batch[1] = short, longer
     together, _ = model(batch, torch.tensor([3, 7]), reply.repeat(2, 1))
     assert torch.allclose(alone[0], together[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", ["attention", "plain"])
+def test_a_warm_start_writes_exactly_what_the_language_model_writes(decoder):
+    language_model = tiny_model("language-model", seed=3).eval()
+    model = tiny_model(decoder, seed=4).eval()
+    line, lengths = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]]), torch.tensor([3, 4])
+    reply = torch.tensor([[2, 11, 12], [2, 4, 0]])
+    before, _ = model(line, lengths, reply)
+    model.start_from(language_model)
+    after, _ = model(line, lengths, reply)
+    expected, _ = language_model(line, lengths, reply)
+    assert not torch.allclose(before, expected, atol=1e-3)
+    assert torch.allclose(after, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="language-model"):
+        model.start_from(tiny_model("plain"))
+
+
+def test_the_copy_mixture_is_the_pointer_generator_distribution():
+    """p(w) = (1 - g) softmax(logits)_w + g * (attention on the line's copies of w), by hand."""
+    torch.manual_seed(0)
+    model = Seq2Seq(20, 6, 5, padding_id=0, end_id=2, unknown_id=1, copy=True).eval()
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(0.3)
+        model.copy_gate.weight.normal_(0, 0.5)
+    line = torch.tensor([[7, 9, 7, 12]])  # 7 twice: both its positions count
+    lengths, reply_in = torch.tensor([4]), torch.tensor([[2, 7, 9]])
+    scores, _ = model(line, lengths, reply_in)
+    memory, state, mask = model.encode(line, lengths)
+    words = model.embedding(reply_in)
+    states, _ = model.decoder(words, state)
+    context, weights = model.attend(states, model.key(memory), memory, mask)
+    both = torch.cat([context, states], dim=-1)
+    generated = torch.softmax(model.output(torch.tanh(model.combine(both))), dim=-1)
+    gate = torch.sigmoid(model.copy_gate(torch.cat([both, words], dim=-1)))
+    expected = (1 - gate) * generated
+    for position, word in enumerate(line[0].tolist()):
+        expected[..., word] += gate[..., 0] * weights[..., position]
+    assert torch.allclose(scores.exp(), expected, atol=1e-6)
+    assert torch.allclose(scores.exp().sum(-1), torch.ones(1, 3), atol=1e-6)
+    with pytest.raises(ValueError, match="attention"):
+        Seq2Seq(20, 6, 5, padding_id=0, end_id=2, decoder="plain", copy=True)
+
+
+def test_a_copying_model_can_write_a_word_it_would_never_generate():
+    torch.manual_seed(0)
+    model = Seq2Seq(20, 6, 5, padding_id=0, end_id=2, unknown_id=1, copy=True).eval()
+    with torch.no_grad():
+        model.output.bias[13] = -50.0  # word 13 is never generated...
+        model.copy_gate.bias.fill_(10.0)  # ...but the model nearly always copies
+    scores, _ = model(torch.tensor([[13]]), torch.tensor([1]), torch.tensor([[2]]))
+    assert scores[0, 0].argmax() == 13 and scores[0, 0, 13].exp() > 0.99
+    ids, _ = model.reply(torch.tensor([13]), 3)
+    assert ids[0] == 13
 
 
 def test_the_loss_ignores_padded_targets():
@@ -274,6 +328,44 @@ def test_a_baseline_as_the_model_is_not_trained_twice_and_is_not_served(tmp_path
     capsys.readouterr()
     code, _, err = call(capsys, "export", str(run_dir))
     assert code == 2 and "attention model" in err
+
+
+@pytest.fixture(scope="module")
+def copy_run(tmp_path_factory) -> Path:
+    """A quick run of the attention model that copies, started from the language model."""
+    out = tmp_path_factory.mktemp("chat-copy")
+    flags = ("--quick", "--embedded", "--copy", "--warm-start", "--epochs", "3")
+    assert main(["run", "chatbot", *flags, "--out", str(out)]) == 0
+    return max((out / "chatbot").iterdir())
+
+
+def test_a_warm_started_run_trains_the_language_model_once_and_first(copy_run):
+    metrics = json.loads((copy_run / "final.json").read_text())["metrics"]
+    language_model = copy_run / "baseline-language-model"
+    assert len(read_metrics(language_model)) == 3 and len(read_metrics(copy_run)) == 3
+    assert (language_model / "final.json").is_file() and "plain_val_perplexity" in metrics
+    # the model started where the language model ended: its first epoch is already better
+    # than the language model's first
+    assert read_metrics(copy_run)[0]["val_loss"] < read_metrics(language_model)[0]["val_loss"]
+    finished = [(run / "metrics.jsonl").stat().st_mtime_ns
+                for run in (language_model, copy_run, copy_run / "baseline-plain")]  # fmt: skip
+    assert finished == sorted(finished)
+
+
+def test_the_export_of_a_copying_model_replies_as_pytorch_does(copy_run, tmp_path):
+    from dlnd.serve.chat import OnnxChatModel
+
+    out = tmp_path / "export"
+    assert main(["export", str(copy_run), "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    bot = ChatBot.from_run(copy_run)
+    assert bot.model.copies
+    exported = OnnxChatModel(out / card["file"], out / "decoder_step.onnx", card["end_id"],
+                             card["never_written"])  # fmt: skip
+    for line in ("did you see the pen?", "where is the bra?", "forget it, newman"):
+        written, attention = exported.reply(bot.vocab.encode(line), bot.max_words)
+        assert bot.vocab.decode(written) == bot.reply(line).text
+        assert np.allclose(attention, bot.reply(line).attention, atol=1e-4)
 
 
 def test_the_bot_reads_unknown_words_and_replies_the_same_for_a_seed(chat_run):

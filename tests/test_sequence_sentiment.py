@@ -37,6 +37,7 @@ from dlnd.sequence.reviews import (
 )
 from dlnd.sequence.sentiment import (
     Pretrained,
+    SentenceTask,
     fold_vocabulary,
     initial_vectors,
     predict_probabilities,
@@ -44,6 +45,7 @@ from dlnd.sequence.sentiment import (
 from dlnd.sequence.word2vec import load_word_vectors
 from dlnd.text import WordVocabulary
 from dlnd.text.vocabulary import vocabulary_from_dict
+from dlnd.trainer import TrainConfig
 
 # --- data ----------------------------------------------------------------------------------
 
@@ -270,6 +272,33 @@ def quick(name: str, out, **flags):
         recipe, {"quick": True, "embedded": True, "out": str(out), "device": "cpu", **flags}
     )
     return execute(recipe, cfg, given=flags)
+
+
+@pytest.mark.parametrize("kind", [SentenceLSTM, SentenceCNN])
+def test_the_adversarial_loss_is_the_worst_shift_of_the_given_length(kind):
+    """Each sentence's vectors move by eps (L2 over the sentence) along the gradient of the
+    loss: to first order the largest rise of the loss any shift of that length can make."""
+    torch.manual_seed(0)
+    extra = {"hidden_size": 6} if kind is SentenceLSTM else {"widths": (2, 3), "feature_maps": 5}
+    model = kind(30, 8, padding_id=0, unknown_id=1, dropout=0.0, **extra).eval()
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0], [11, 12, 13, 0]])
+    lengths, labels = torch.tensor([4, 2, 3]), torch.tensor([1, 0, 1])
+    task = SentenceTask(model, None, None, TrainConfig(), adversarial=0.05)
+    vectors = model.embed(ids)
+    assert torch.equal(model.classify(vectors, lengths), model(ids, lengths))
+    loss = F.cross_entropy(model.classify(vectors, lengths), labels)
+    adversarial = task.adversarial_loss(loss, vectors, lengths, labels)
+
+    def shifted_loss(direction: torch.Tensor) -> torch.Tensor:
+        real = (ids != 0).unsqueeze(2).float()  # a shift of the padding changes nothing
+        direction = direction * real
+        norms = direction.flatten(1).norm(dim=1).view(-1, 1, 1)
+        return F.cross_entropy(model.classify(vectors + 0.05 * direction / norms, lengths), labels)
+
+    randoms = [float(shifted_loss(torch.randn_like(vectors)).detach()) for _ in range(30)]
+    assert loss.item() < max(randoms) < adversarial.item()
+    (gradient,) = torch.autograd.grad(loss, vectors, retain_graph=True)
+    assert torch.allclose(adversarial, shifted_loss(gradient), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -12,6 +12,11 @@ on the same pairs and vocabulary, each in a sub-run of the run folder: the decod
 attention (``baseline-plain/``) and a language model of replies that ignores the line
 (``baseline-language-model/``). The final metrics give all three perplexities.
 
+With ``--warm-start`` (the default) the language model is trained first and both models
+that read the line start from it (:meth:`Seq2Seq.start_from`): they begin by writing what
+it writes and learn only what the line adds. With ``--copy`` (the default) the attention
+decoder may also copy a word of the line, by its attention weights (a pointer-generator).
+
 Honest expectations: Seinfeld replies are hard to predict from one line; perplexities stay
 high, greedy replies are short and generic ("what?", "i dont know."). Attention helps most
 where a reply repeats words of the line, which the embedded data makes the rule.
@@ -283,6 +288,7 @@ def model_spec(cfg: dict[str, Any], vocab: Vocabulary, decoder: str) -> dict[str
         "unknown_id": vocab.unknown_id,
         "decoder": decoder,
         "dropout": cfg["dropout"],
+        "copy": cfg["copy"] and decoder == "attention",
     }
 
 
@@ -291,8 +297,10 @@ def train_chat_model(
     decoder: str,
     vocab: Vocabulary,
     data: tuple[EncodedPairs, EncodedPairs],
+    start: Seq2Seq | None = None,
 ) -> tuple[ChatBot, dict[str, Any]]:
-    """Train one model (``decoder`` kind) in ``ctx``'s folder; returns the bot with its
+    """Train one model (``decoder`` kind) in ``ctx``'s folder, from the trained language
+    model ``start`` if given (see :meth:`Seq2Seq.start_from`); returns the bot with its
     best weights and the best epoch's row."""
     cfg = ctx.cfg
     spec = model_spec(cfg, vocab, decoder)
@@ -304,6 +312,8 @@ def train_chat_model(
         "context_turns": cfg["context_turns"],
     }
     bot = ChatBot(Seq2Seq(**spec), vocab, cfg["max_words"], cfg["context_turns"])
+    if start is not None:  # a resumed run's checkpoint replaces these weights
+        bot.model.start_from(start)
     task = ChatTask(bot, *data, TrainConfig.from_cfg(cfg), shown=shown_pairs(data[1]))
     result = train(ctx, task, TrainConfig.from_cfg(cfg), info=info)
     bot.model = result.model.cpu().eval()
@@ -377,7 +387,16 @@ def run_chatbot(ctx: RunContext) -> dict[str, Any]:
         f"{len(train_set):,} training and {len(val_set):,} held-out (line, reply) pairs, "
         f"vocabulary of {len(vocab):,} words"
     )
-    bot, best = train_chat_model(ctx, cfg["decoder"], vocab, (train_set, val_set))
+    data = (train_set, val_set)
+    baselines: dict[str, tuple[RunContext, dict[str, Any]]] = {}  # kind -> (sub-run, best row)
+    start = None
+    if cfg["warm_start"] and cfg["decoder"] != "language-model":
+        # The language model first: the models that read the line start from it.
+        ctx.info("baseline: language-model (the models that read the line start from it)")
+        sub = sub_run(ctx, "baseline-language-model")
+        language_model, row = train_chat_model(sub, "language-model", vocab, data)
+        baselines["language-model"], start = (sub, row), language_model.model
+    bot, best = train_chat_model(ctx, cfg["decoder"], vocab, data, start)
     metrics: dict[str, Any] = {
         "val_loss": best["val_loss"],
         "val_perplexity": math.exp(best["val_loss"]),
@@ -386,9 +405,11 @@ def run_chatbot(ctx: RunContext) -> dict[str, Any]:
     }
     if cfg["baselines"]:
         for baseline in [kind for kind in BASELINES if kind != cfg["decoder"]]:
-            ctx.info(f"baseline: {baseline}")
-            sub = sub_run(ctx, f"baseline-{baseline}")
-            _, row = train_chat_model(sub, baseline, vocab, (train_set, val_set))
+            if baseline not in baselines:
+                ctx.info(f"baseline: {baseline}")
+                sub = sub_run(ctx, f"baseline-{baseline}")
+                baselines[baseline] = (sub, train_chat_model(sub, baseline, vocab, data, start)[1])
+            sub, row = baselines[baseline]
             perplexity = math.exp(row["val_loss"])
             sub.write_final({"val_loss": row["val_loss"], "val_perplexity": perplexity})
             key = baseline.replace("-", "_")

@@ -62,6 +62,14 @@ class SentenceClassifier(nn.Module):
             ids = ids.masked_fill(dropped & (ids != self.padding_id), self.unknown_id)
         return self.embedding(ids)
 
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (N, T), lengths (N,) -> logits (N, classes)."""
+        return self.classify(self.embed(ids), lengths)
+
+    def classify(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Word vectors (N, T, embedding_dim) of the sentences -> logits (N, classes)."""
+        raise NotImplementedError
+
     def set_embeddings(self, vectors: torch.Tensor, freeze: bool) -> None:
         """Copy ``vectors`` (vocab_size, embedding_dim) into the table; ``freeze`` keeps
         them fixed in training (Kim's "static"), otherwise they are fine-tuned."""
@@ -118,9 +126,8 @@ class SentenceLSTM(SentenceClassifier):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(directions * hidden_size, classes)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (N, T), lengths (N,) -> logits (N, classes)."""
-        vectors = self.dropout(self.embed(ids))
+    def classify(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        vectors = self.dropout(vectors)
         outputs = self.read(vectors, lengths, packed=not torch.compiler.is_exporting())
         return self.classifier(self.dropout(self.pool(outputs, lengths)))
 
@@ -185,10 +192,9 @@ class SentenceCNN(SentenceClassifier):
         self.classifier = nn.Linear(feature_maps * len(self.widths), classes)
         self.max_norm = max_norm
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (N, T), lengths (N,) -> logits (N, classes)."""
-        vectors = self.embed(ids).transpose(1, 2)  # (N, embedding_dim, T)
-        lengths = lengths.to(ids.device)
+    def classify(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        vectors = vectors.transpose(1, 2)  # (N, embedding_dim, T)
+        lengths = lengths.to(vectors.device)
         features = []
         for width, convolution in zip(self.widths, self.convolutions):
             # Kim's "wide" convolution: width-1 zero vectors on each side, so that every

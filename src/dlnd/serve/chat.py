@@ -90,19 +90,25 @@ class OnnxChatModel:
         self.encoder = ort.InferenceSession(str(encoder), options, ["CPUExecutionProvider"])
         self.step = ort.InferenceSession(str(step), options, ["CPUExecutionProvider"])
         self.end_id, self.never_written = end_id, list(never_written)
+        # A model that copies words of the line reads the line's ids at every step.
+        self.copies = "ids" in {node.name for node in self.step.get_inputs()}
 
     def _encode(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return tuple(self.encoder.run(None, {"ids": ids[None].astype(np.int64)}))
 
-    def _step(self, word: int, state: np.ndarray, memory: np.ndarray, keys: np.ndarray) -> list:
+    def _step(
+        self, word: int, state: np.ndarray, memory: np.ndarray, keys: np.ndarray, ids: np.ndarray
+    ) -> list:
         feed = {"word": np.array([[word]], np.int64), "state": state, "memory": memory,
                 "keys": keys}  # fmt: skip
+        if self.copies:
+            feed["ids"] = ids[None].astype(np.int64)
         return self.step.run(None, feed)
 
     def first_logits(self, ids: np.ndarray) -> np.ndarray:
         """The logits (V,) of the first written word of a reply to ``ids`` (S,)."""
         memory, keys, state = self._encode(ids)
-        return self._step(self.end_id, state, memory, keys)[0][0]
+        return self._step(self.end_id, state, memory, keys, ids)[0][0]
 
     def reply(
         self,
@@ -117,7 +123,7 @@ class OnnxChatModel:
         memory, keys, state = self._encode(ids)
         word, written, rows = self.end_id, [], []
         for _ in range(max_words):
-            logits, state, attention = self._step(word, state, memory, keys)
+            logits, state, attention = self._step(word, state, memory, keys, ids)
             scores = logits[0].astype(np.float64)
             scores[self.never_written] = -np.inf
             word = choose(scores, temperature, top_k, rng)

@@ -6,8 +6,11 @@ and ONNX Runtime runs the two graphs it calls, one line at a time (batch 1, so n
 and no mask)::
 
     encoder.onnx       ids (1, S) int64 -> memory (1, S, 2H), keys (1, S, H), state (1, 1, H)
-    decoder_step.onnx  word (1, 1) int64, state (1, 1, H), memory, keys
+    decoder_step.onnx  word (1, 1) int64, state (1, 1, H), memory, keys[, ids]
                        -> logits (1, V), state (1, 1, H), attention (1, S)
+
+A model that copies words of the line (``--copy``) takes the line's ``ids`` at each step
+too, and its "logits" are log-probabilities (softmax of either is p(word)).
 
 The card carries the vocabulary, so the server needs neither PyTorch nor the run folder.
 The export is checked against PyTorch: the greedy replies of both to a few lines must be
@@ -67,14 +70,23 @@ class DecoderStepGraph(nn.Module):
         self.model = model
 
     def forward(
-        self, word: torch.Tensor, state: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor
+        self,
+        word: torch.Tensor,
+        state: torch.Tensor,
+        memory: torch.Tensor,
+        keys: torch.Tensor,
+        ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         m = self.model
-        output, state = m.decoder(m.embedding(word), state)
+        words = m.embedding(word)
+        output, state = m.decoder(words, state)
         mask = torch.ones(memory.shape[:2], dtype=torch.bool)
         context, weights = m.attend(output, keys, memory, mask)
-        attentional = torch.tanh(m.combine(torch.cat([context, output], dim=-1)))
-        return m.output(attentional)[:, 0], state, weights[:, 0]
+        states = torch.cat([context, output], dim=-1)
+        logits = m.output(torch.tanh(m.combine(states)))
+        if m.copies:
+            logits = m.copy_mixture(logits, states, words, weights, ids)
+        return logits[:, 0], state, weights[:, 0]
 
 
 def write_graph(
@@ -107,16 +119,20 @@ def export_graphs(model: Seq2Seq, out_dir: Path) -> None:
                     ({1: words},), out_dir / ENCODER_FILE)  # fmt: skip
         memory, keys, state = EncoderGraph(model)(ids)
         word = torch.tensor([[model.end_id]])
+        inputs = ["word", "state", "memory", "keys"] + (["ids"] if model.copies else [])
         write_graph(
-            DecoderStepGraph(model), (word, state, memory, keys),
-            (["word", "state", "memory", "keys"], ["logits", "next_state", "attention"]),
-            (None, None, {1: words}, {1: words}), out_dir / STEP_FILE,
+            DecoderStepGraph(model), (word, state, memory, keys, *([ids] if model.copies else [])),
+            (inputs, ["logits", "next_state", "attention"]),
+            (None, None, {1: words}, {1: words}, *([{1: words}] if model.copies else [])),
+            out_dir / STEP_FILE,
         )  # fmt: skip
 
 
 def check_export(bot: ChatBot, out_dir: Path) -> float:
     """The largest difference of first-step logits between ONNX and PyTorch over
-    :data:`CHECK_LINES`; a RuntimeError if it is too large or a greedy reply differs."""
+    :data:`CHECK_LINES` (of the probabilities, for a model that copies: its scores are
+    log-probabilities, and the logarithm magnifies float32 rounding in the tiny ones); a
+    RuntimeError if it is too large or a greedy reply differs."""
     from dlnd.serve.chat import OnnxChatModel
 
     exported = OnnxChatModel(out_dir / ENCODER_FILE, out_dir / STEP_FILE, bot.model.end_id,
@@ -128,9 +144,11 @@ def check_export(bot: ChatBot, out_dir: Path) -> float:
             expected, _ = bot.model.reply(ids, bot.max_words)
             memory, state, mask = bot.model.encode(ids[None], torch.tensor([len(ids)]))
             start = torch.tensor([[bot.model.end_id]])
-            logits, _, _ = bot.model.decode(start, state, memory, mask)
-        first = exported.first_logits(ids.numpy())
-        largest = max(largest, float(np.abs(first - logits[0, 0].numpy()).max()))
+            logits, _, _ = bot.model.decode(start, state, memory, mask, ids[None])
+        first, expected_first = exported.first_logits(ids.numpy()), logits[0, 0].numpy()
+        if bot.model.copies:
+            first, expected_first = np.exp(first), np.exp(expected_first)
+        largest = max(largest, float(np.abs(first - expected_first).max()))
         written, _ = exported.reply(ids.numpy(), bot.max_words)
         if written != expected:
             raise RuntimeError(
