@@ -12,7 +12,10 @@ and a language model of replies that ignores the line). Then the script:
    ``POST /reply`` through the HTTP stack (FastAPI test client, no network).
 
     DLND_DATA=../shared/data python benchmarks/chatbot.py [--out runs/chatbot-bench]
-        [--threads N] [--epochs 8] [--max-pairs 0] [--quick]
+        [--threads N] [--epochs 5] [--max-pairs 0] [--quick] [--run RUN_DIR]
+
+``--run`` measures a chatbot run that has finished (perplexities from its ``final.json``)
+instead of training one.
 
 ``--quick`` checks the script on the embedded data in a minute. Every number printed is
 from this run; record them in benchmarks/RESULTS.md with the machine and the date.
@@ -40,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--max-pairs", type=int, default=0, help="first N pairs only (0: all)")
     parser.add_argument("--quick", action="store_true", help="quick settings, embedded data")
+    parser.add_argument(
+        "--run", default=None, help="a finished chatbot run folder to measure instead of training"
+    )
     return parser.parse_args()
 
 
@@ -74,15 +80,21 @@ def main() -> None:
         options["epochs"] = args.epochs
     if args.quick:
         options.update(quick=True, embedded=True)
-    started = time.time()
-    final = run_recipe("chatbot", **options)
-    trained_s = time.time() - started
-    run_dir, metrics = Path(final["run_dir"]), final["metrics"]
+    if args.run:
+        run_dir = Path(args.run)
+        final = json.loads((run_dir / "final.json").read_text())
+        trained_s = final["wall_time_s"]
+    else:
+        started = time.time()
+        final = run_recipe("chatbot", **options)
+        trained_s, run_dir = time.time() - started, Path(final["run_dir"])
+    metrics = final["metrics"]
     config = json.loads((run_dir / "config.json").read_text())
 
     print(f"\nchatbot, {run_dir} ({trained_s:.0f} s for the three models)")
     print(f"{'model':<44} {'val perplexity':>15}")
-    print(f"{'GRU encoder-decoder, Luong attention':<44} {metrics['val_perplexity']:15.2f}")
+    label = "GRU encoder-decoder, Luong attention" + (" + copy" if config.get("copy") else "")
+    print(f"{label:<44} {metrics['val_perplexity']:15.2f}")
     baselines = (
         ("plain", "the same without attention"),
         ("language_model", "language model of replies (ignores the line)"),

@@ -237,6 +237,19 @@ def test_the_copy_mixture_is_the_pointer_generator_distribution():
         Seq2Seq(20, 6, 5, padding_id=0, end_id=2, decoder="plain", copy=True)
 
 
+def test_the_copy_loss_is_the_cross_entropy_of_the_full_mixture():
+    torch.manual_seed(1)
+    model = Seq2Seq(20, 6, 5, padding_id=0, end_id=2, unknown_id=1, copy=True).eval()
+    with torch.no_grad():
+        model.copy_gate.weight.normal_(0, 0.5)
+    line, lengths = torch.tensor([[7, 9, 7, 12], [5, 6, 0, 0]]), torch.tensor([4, 2])
+    reply_in, reply_out = torch.tensor([[2, 7, 9], [2, 6, 0]]), torch.tensor([[7, 9, 2], [6, 2, 0]])
+    scores, _ = model(line, lengths, reply_in)
+    expected = F.cross_entropy(scores.flatten(0, 1), reply_out.flatten(), ignore_index=0)
+    none, loss = model(line, lengths, reply_in, reply_out)
+    assert none is None and torch.allclose(loss, expected, atol=1e-5)
+
+
 def test_a_copying_model_can_write_a_word_it_would_never_generate():
     torch.manual_seed(0)
     model = Seq2Seq(20, 6, 5, padding_id=0, end_id=2, unknown_id=1, copy=True).eval()

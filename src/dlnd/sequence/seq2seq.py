@@ -182,6 +182,22 @@ class Seq2Seq(nn.Module):
         way softmax(scores) is p(y_t)), the last state (1, N, H) and the attention weights
         (N, T, S) (None without attention).
         """
+        logits, state, weights, features = self.decode_parts(inputs, state, memory, mask)
+        if not self.copies:
+            return logits, state, weights
+        if line is None:
+            raise ValueError("a model that copies needs the line's ids to decode")
+        return self.copy_mixture(logits, features, weights, line), state, weights
+
+    def decode_parts(
+        self,
+        inputs: torch.Tensor,
+        state: torch.Tensor,
+        memory: torch.Tensor | None,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`decode` before any copying: the generator's logits (N, T, V), the last
+        state, the attention weights and what the copy gate reads, [c_t; h_t; x_t]."""
         words = self.dropout(self.embedding(inputs))
         states, state = self.decoder(words, state)
         weights = None
@@ -189,17 +205,12 @@ class Seq2Seq(nn.Module):
             context, weights = self.attend(states, self.key(memory), memory, mask)
             states = torch.cat([context, states], dim=-1)
         logits = self.output(self.dropout(torch.tanh(self.combine(states))))  # W_o h~_t
-        if not self.copies:
-            return logits, state, weights
-        if line is None:
-            raise ValueError("a model that copies needs the line's ids to decode")
-        return self.copy_mixture(logits, states, words, weights, line), state, weights
+        return logits, state, weights, torch.cat([states, words], dim=-1)
 
     def copy_mixture(
         self,
         logits: torch.Tensor,
-        states: torch.Tensor,
-        words: torch.Tensor,
+        features: torch.Tensor,
         weights: torch.Tensor,
         line: torch.Tensor,
     ) -> torch.Tensor:
@@ -212,7 +223,7 @@ class Seq2Seq(nn.Module):
         A reply that repeats a word of the line ("what did you say?" after "i said ...")
         can then point at it, whatever the word.
         """
-        gate = torch.sigmoid(self.copy_gate(torch.cat([states, words], dim=-1)).float())
+        gate = torch.sigmoid(self.copy_gate(features).float())
         generated = torch.softmax(logits.float(), dim=-1) * (1 - gate)
         pointed = (weights.float() * gate).to(generated.dtype)  # (N, T, S)
         index = line[:, None, :].expand(-1, pointed.shape[1], -1)
@@ -225,13 +236,18 @@ class Seq2Seq(nn.Module):
         lengths: torch.Tensor,
         reply_in: torch.Tensor,
         reply_out: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Teacher forcing: the decoder reads the true previous words ``reply_in`` (N, T).
 
-        Returns logits (N, T, V) and, given targets ``reply_out`` (N, T) (padding ignored),
-        the mean cross-entropy per target word (nats).
+        Returns the scores (N, T, V) of :meth:`decode` and, given targets ``reply_out``
+        (N, T) (padding ignored), the mean cross-entropy per target word (nats). A model
+        that copies, given targets, returns no scores: its loss is computed for the
+        targets alone (:meth:`copy_loss`).
         """
         memory, state, mask = self.encode(line, lengths)
+        if self.copies and reply_out is not None:
+            logits, _, weights, features = self.decode_parts(reply_in, state, memory, mask)
+            return None, self.copy_loss(logits, features, weights, line, reply_out)
         logits, _, _ = self.decode(reply_in, state, memory, mask, line)
         if reply_out is None:
             return logits, None
@@ -239,6 +255,27 @@ class Seq2Seq(nn.Module):
             logits.float().flatten(0, 1), reply_out.flatten(), ignore_index=self.padding_id
         )
         return logits, loss
+
+    def copy_loss(
+        self,
+        logits: torch.Tensor,
+        features: torch.Tensor,
+        weights: torch.Tensor,
+        line: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        """The mean of -log p(target) under :meth:`copy_mixture`, computed for the targets
+        alone: log p = logaddexp(log(1 - g) + log softmax(logits)_y, log g + log(attention
+        on the line's copies of y)), without building the (N, T, V) mixture (training is
+        about twice as fast)."""
+        gate = self.copy_gate(features).float().squeeze(2)  # (N, T), before the sigmoid
+        generated = torch.log_softmax(logits.float(), dim=-1).gather(2, targets[..., None])
+        copies = line[:, None, :] == targets[:, :, None]  # (N, T, S)
+        pointed = (weights.float() * copies).sum(dim=2).clamp_min(1e-30)
+        log_p = torch.logaddexp(
+            F.logsigmoid(-gate) + generated.squeeze(2), F.logsigmoid(gate) + pointed.log()
+        )
+        return -log_p[targets != self.padding_id].mean()
 
     @torch.no_grad()
     def reply(

@@ -85,7 +85,7 @@ class DecoderStepGraph(nn.Module):
         states = torch.cat([context, output], dim=-1)
         logits = m.output(torch.tanh(m.combine(states)))
         if m.copies:
-            logits = m.copy_mixture(logits, states, words, weights, ids)
+            logits = m.copy_mixture(logits, torch.cat([states, words], dim=-1), weights, ids)
         return logits[:, 0], state, weights[:, 0]
 
 
