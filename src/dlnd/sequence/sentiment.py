@@ -143,12 +143,15 @@ class SentenceTask(Task):
                 vectors.requires_grad_(True)  # (the shift still follows their gradient)
             logits = self.model.classify(vectors, lengths).float()
             loss = F.cross_entropy(logits, labels)
+            metrics = {"loss": loss.detach()}  # the plain loss, comparable with val_loss
             if self.adversarial > 0:
-                loss = loss + self.adversarial_loss(loss, vectors, lengths, labels)
+                shifted = self.adversarial_loss(loss, vectors, lengths, labels)
+                metrics["adversarial_loss"] = shifted.detach()
+                loss = loss + shifted
         step.update("model", loss)
         self.model.constrain()  # e.g. Kim's max-norm, after every update
         correct = logits.detach().argmax(1) == labels
-        return {"loss": loss.detach(), "accuracy": float64_mean(correct)}
+        return {**metrics, "accuracy": float64_mean(correct)}
 
     def adversarial_loss(
         self, loss: torch.Tensor, vectors: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor
