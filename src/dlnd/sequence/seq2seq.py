@@ -119,8 +119,8 @@ class Seq2Seq(nn.Module):
         only has to learn what the line adds (the decoder "pretrained as a language model"
         of Ramachandran, Liu & Le 2017). A model that copies starts with its copy gate at
         its usual start, so it begins close to, not exactly at, the language model."""
-        sizes = language_model.output.weight.shape, self.output.weight.shape
-        if language_model.uses_line or sizes[0] != sizes[1]:
+        same_sizes = language_model.output.weight.shape == self.output.weight.shape
+        if language_model.uses_line or not same_sizes:
             raise ValueError("start_from takes a language-model Seq2Seq of the same sizes")
         for name in ("embedding", "decoder", "output"):
             getattr(self, name).load_state_dict(getattr(language_model, name).state_dict())
@@ -174,15 +174,17 @@ class Seq2Seq(nn.Module):
         memory: torch.Tensor | None,
         mask: torch.Tensor,
         line: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """inputs (N, T) the previous words y_0..y_{T-1}, state (1, N, H); ``line`` (N, S)
-        the line's ids (needed when the model copies).
+        the line's ids (needed when the model copies); ``keys`` W_a m_s if already computed
+        (a reply decodes one word at a time from the same memory).
 
         Returns scores (N, T, V) (logits; log-probabilities when the model copies: either
         way softmax(scores) is p(y_t)), the last state (1, N, H) and the attention weights
         (N, T, S) (None without attention).
         """
-        logits, state, weights, features = self.decode_parts(inputs, state, memory, mask)
+        logits, state, weights, features = self.decode_parts(inputs, state, memory, mask, keys)
         if not self.copies:
             return logits, state, weights
         if line is None:
@@ -195,6 +197,7 @@ class Seq2Seq(nn.Module):
         state: torch.Tensor,
         memory: torch.Tensor | None,
         mask: torch.Tensor,
+        keys: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """:meth:`decode` before any copying: the generator's logits (N, T, V), the last
         state, the attention weights and what the copy gate reads, [c_t; h_t; x_t]."""
@@ -202,7 +205,8 @@ class Seq2Seq(nn.Module):
         states, state = self.decoder(words, state)
         weights = None
         if self.decoder_kind == "attention":
-            context, weights = self.attend(states, self.key(memory), memory, mask)
+            keys = self.key(memory) if keys is None else keys
+            context, weights = self.attend(states, keys, memory, mask)
             states = torch.cat([context, states], dim=-1)
         logits = self.output(self.dropout(torch.tanh(self.combine(states))))  # W_o h~_t
         return logits, state, weights, torch.cat([states, words], dim=-1)
@@ -297,10 +301,11 @@ class Seq2Seq(nn.Module):
         device = self.output.weight.device
         line = line.to(device)
         memory, state, mask = self.encode(line[None], torch.tensor([len(line)]))
+        keys = self.key(memory) if self.decoder_kind == "attention" else None  # once a reply
         word = torch.tensor([[self.end_id]], device=device)
         written, rows = [], []
         for _ in range(max_length):
-            logits, state, weights = self.decode(word, state, memory, mask, line[None])
+            logits, state, weights = self.decode(word, state, memory, mask, line[None], keys)
             logits[0, -1, self.never_written] = float("-inf")
             next_id = pick_word(logits[0, -1], temperature, top_k, generator)
             if next_id == self.end_id:

@@ -77,15 +77,11 @@ class DecoderStepGraph(nn.Module):
         keys: torch.Tensor,
         ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        m = self.model
-        words = m.embedding(word)
-        output, state = m.decoder(words, state)
+        m = self.model  # in eval mode: its dropout does nothing
         mask = torch.ones(memory.shape[:2], dtype=torch.bool)
-        context, weights = m.attend(output, keys, memory, mask)
-        states = torch.cat([context, output], dim=-1)
-        logits = m.output(torch.tanh(m.combine(states)))
+        logits, state, weights, features = m.decode_parts(word, state, memory, mask, keys)
         if m.copies:
-            logits = m.copy_mixture(logits, torch.cat([states, words], dim=-1), weights, ids)
+            logits = m.copy_mixture(logits, features, weights, ids)
         return logits[:, 0], state, weights[:, 0]
 
 
@@ -113,19 +109,20 @@ def write_graph(
 def export_graphs(model: Seq2Seq, out_dir: Path) -> None:
     """Write ``encoder.onnx`` and ``decoder_step.onnx`` of ``model`` into ``out_dir``."""
     words = torch.export.Dim("words", min=1, max=4096)
+    model.eval()  # no dropout in the graphs
     with torch.no_grad():
         ids = torch.tensor([[4, 5, 6]])
         write_graph(EncoderGraph(model), (ids,), (["ids"], ["memory", "keys", "state"]),
                     ({1: words},), out_dir / ENCODER_FILE)  # fmt: skip
         memory, keys, state = EncoderGraph(model)(ids)
         word = torch.tensor([[model.end_id]])
-        inputs = ["word", "state", "memory", "keys"] + (["ids"] if model.copies else [])
-        write_graph(
-            DecoderStepGraph(model), (word, state, memory, keys, *([ids] if model.copies else [])),
-            (inputs, ["logits", "next_state", "attention"]),
-            (None, None, {1: words}, {1: words}, *([{1: words}] if model.copies else [])),
-            out_dir / STEP_FILE,
-        )  # fmt: skip
+        example, inputs = [word, state, memory, keys], ["word", "state", "memory", "keys"]
+        dynamic = [None, None, {1: words}, {1: words}]
+        if model.copies:  # the step also reads the line's ids
+            example, inputs, dynamic = [*example, ids], [*inputs, "ids"], [*dynamic, {1: words}]
+        write_graph(DecoderStepGraph(model), tuple(example),
+                    (inputs, ["logits", "next_state", "attention"]), tuple(dynamic),
+                    out_dir / STEP_FILE)  # fmt: skip
 
 
 def check_export(bot: ChatBot, out_dir: Path) -> float:
