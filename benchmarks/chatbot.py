@@ -82,6 +82,8 @@ def main() -> None:
         options.update(quick=True, embedded=True)
     if args.run:
         run_dir = Path(args.run)
+        if not (run_dir / "final.json").is_file():
+            raise SystemExit(f"--run {run_dir}: no final.json there; give a finished chatbot run.")
         final = json.loads((run_dir / "final.json").read_text())
         trained_s = final["wall_time_s"]
     else:

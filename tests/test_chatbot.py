@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -541,3 +543,11 @@ def test_the_chat_tab_shows_a_reply_and_its_attention_in_a_browser(chat_export):
     assert errors == []
     assert said == expected["reply"] and rows == len(expected["words_out"]) > 0
     assert columns == len(expected["words_in"]) + 1  # a corner cell, then the line's words
+
+
+def test_the_benchmark_refuses_a_run_folder_without_results(tmp_path):
+    script = Path(__file__).parent.parent / "benchmarks" / "chatbot.py"
+    done = subprocess.run([sys.executable, str(script), "--run", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "no final.json there" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written into the folder
