@@ -1,5 +1,5 @@
 """Generators and discriminators: shapes for every image size, the latent space, DCGAN's
-initialisation, and the pixel conversions."""
+initialisation, the pixel conversions, and the R1 penalty on the discriminator."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from dlnd.generative.models import (
     to_model_range,
     to_uint8,
 )
+from dlnd.generative.training import r1_penalty
 
 VALID_SIZES = [s * 2**k for s in range(4, 8) for k in range(1, 5)]
 
@@ -141,3 +142,36 @@ def test_latent_path_walks_a_straight_line():
     path = latent_path(start, end, 5)
     assert torch.equal(path[0], start) and torch.equal(path[-1], end)
     assert torch.allclose(path[2], (start + end) / 2)
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_half_its_squared_weight():
+    # D(x) = <w, x> + b has grad_x D = w for every image: the penalty is ||w||^2 / 2, and its
+    # gradient with respect to w is w itself (the penalty differentiates through a gradient).
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(2 * 3 * 3, 1)
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), linear, torch.nn.Flatten(0))
+    real = torch.randn(5, 2, 3, 3)
+    penalty = r1_penalty(discriminator, real)
+    weight = linear.weight.detach()
+    assert penalty.item() == pytest.approx(0.5 * weight.pow(2).sum().item(), rel=1e-6)
+    penalty.backward()
+    torch.testing.assert_close(linear.weight.grad, weight)
+    assert linear.bias.grad is None or float(linear.bias.grad.abs().max()) == 0.0
+    assert real.grad is None  # the images themselves are left alone
+
+
+def test_r1_penalty_of_a_dcgan_discriminator_matches_finite_differences():
+    # The input gradient autograd differentiates, checked against central differences.
+    torch.manual_seed(1)
+    discriminator = DCDiscriminator((1, 28, 28), 4).double().eval()
+    real = torch.rand(2, 1, 28, 28, dtype=torch.float64) * 2 - 1
+    h, squares = 1e-6, torch.zeros(2, dtype=torch.float64)
+    flat = real.flatten(1)
+    for i in range(flat.shape[1]):
+        step = torch.zeros_like(flat)
+        step[:, i] = h
+        up = discriminator((flat + step).view_as(real))
+        down = discriminator((flat - step).view_as(real))
+        squares += ((up - down) / (2 * h)) ** 2
+    expected = 0.5 * squares.mean().item()
+    assert r1_penalty(discriminator, real).item() == pytest.approx(expected, rel=1e-5)

@@ -15,6 +15,12 @@ D(x) = 1/2 everywhere. In practice each batch makes one gradient step for each p
 2. Update G: minimise the cross-entropy of D(G(z)) against target 1, i.e. maximise
    log D(G(z)). This "non-saturating" loss has the same fixed point as minimising
    log(1 - D(G(z))) but strong gradients early on, when D rejects every sample easily.
+
+With ``--r1 GAMMA`` the discriminator's loss also has the R1 penalty (Mescheder et al. 2018),
+(GAMMA / 2) E_x ||grad_x D(x)||^2 over real images (D's logit): D may not change steeply
+around the data, so it cannot memorise a small training set and its gradients stay useful to
+G. As in StyleGAN2 (Karras et al. 2020) it is computed lazily, every ``R1_EVERY``-th
+discriminator update, with its weight multiplied by ``R1_EVERY``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from dlnd.vision.datasets import ImageData
 
 GRID_SIZE = 64  # fixed-noise samples drawn after every epoch (an 8 x 8 grid)
 SAMPLES_DIR = "samples"  # RUN_DIR/samples/epoch_NNN.png: the grid of each epoch
+R1_EVERY = 4  # discriminator updates per R1 penalty (lazy regularisation)
 
 # The classifier recipe that trains each data set's judge, and its settings for a full run
 # (a quick run uses the recipe's own quick settings).
@@ -79,6 +86,16 @@ def frozen(module: nn.Module) -> Iterator[None]:
         module.requires_grad_(True)
 
 
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """(1/2) E_x ||grad_x D(x)||^2: half the mean squared length of the gradient of the
+    discriminator's logit with respect to each real image (N, C, H, W), differentiable
+    with respect to D's weights (the penalty's own gradient needs the second derivative)."""
+    real = real.detach().requires_grad_(True)
+    logits = discriminator(real).float()
+    (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return 0.5 * gradient.float().pow(2).flatten(1).sum(dim=1).mean()
+
+
 class GanTask(Task):
     """One discriminator update and one generator update per batch of real images.
 
@@ -97,11 +114,14 @@ class GanTask(Task):
         *,
         beta1: float,
         label_smoothing: float,
+        r1: float = 0.0,
         scorer: Scorer | None = None,
     ):
         self.gan, self.images, self.cfg = gan, images, cfg
         self.beta1 = beta1
         self.real_target = 1.0 - label_smoothing
+        self.r1 = r1
+        self.d_updates = 0  # counts the discriminator's updates, for the lazy R1 penalty
         self.scorer = scorer
         self.fixed_noise = gan.generator.latent(GRID_SIZE).cpu()
 
@@ -144,7 +164,12 @@ class GanTask(Task):
         d_loss = F.binary_cross_entropy_with_logits(
             real_logits, real_targets
         ) + F.binary_cross_entropy_with_logits(fake_logits, zeros)
-        step.update("discriminator", d_loss)
+        penalised = d_loss
+        if self.r1 > 0 and self.d_updates % R1_EVERY == 0:
+            # in float32 even under --bf16: the penalty differentiates a gradient
+            penalised = d_loss + self.r1 * R1_EVERY * r1_penalty(discriminator, real)
+        step.update("discriminator", penalised)
+        self.d_updates += 1
 
         # (2) Update G: maximise log D(G(z)), judged by the discriminator just updated
         with step.autocast(), frozen(discriminator):
@@ -172,10 +197,11 @@ class GanTask(Task):
         return scores.metrics()
 
     def extra_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return {"fixed_noise": self.fixed_noise}, {}
+        return {"fixed_noise": self.fixed_noise}, {"d_updates": self.d_updates}
 
     def load_extra_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.fixed_noise = tensors["fixed_noise"]
+        self.d_updates = int(meta.get("d_updates", 0))
 
 
 def epoch_grid(run_dir: Path, epoch: int) -> Path:
@@ -219,6 +245,7 @@ def train_gan(ctx: RunContext, data: ImageData, dataset: str, info: dict[str, An
         cfg,
         beta1=ctx.cfg["beta1"],
         label_smoothing=ctx.cfg["label_smoothing"],
+        r1=ctx.cfg["r1"],
     )
     inception = inception_fid_metric() if ctx.cfg["inception_fid"] else None
     ctx.info(data.source)
