@@ -93,7 +93,7 @@ def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     logits = discriminator(real).float()
     (gradient,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
-    return 0.5 * gradient.float().pow(2).flatten(1).sum(dim=1).mean()
+    return 0.5 * gradient.pow(2).flatten(1).sum(dim=1).mean()
 
 
 class GanTask(Task):
@@ -166,7 +166,7 @@ class GanTask(Task):
         ) + F.binary_cross_entropy_with_logits(fake_logits, zeros)
         penalised = d_loss
         if self.r1 > 0 and self.d_updates % R1_EVERY == 0:
-            # in float32 even under --bf16: the penalty differentiates a gradient
+            # outside autocast, so in float32 even under --bf16: it differentiates a gradient
             penalised = d_loss + self.r1 * R1_EVERY * r1_penalty(discriminator, real)
         step.update("discriminator", penalised)
         self.d_updates += 1
