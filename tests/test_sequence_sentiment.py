@@ -41,9 +41,11 @@ from dlnd.sequence.sentiment import (
     fold_vocabulary,
     initial_vectors,
     predict_probabilities,
+    with_spelled_words,
 )
 from dlnd.sequence.word2vec import load_word_vectors
 from dlnd.text import WordVocabulary
+from dlnd.text.subwords import char_ngrams, subword_table
 from dlnd.text.vocabulary import vocabulary_from_dict
 from dlnd.trainer import TrainConfig
 
@@ -108,6 +110,19 @@ def sentences_batch(seed: int = 0):
     return ids, lengths, rows
 
 
+# Ids 2..29 of sentences_batch are words; 20 and above are known by their spelling alone.
+SPELLING_WORDS = ["<pad>", "<unk>", *(f"w{i}{'ab'[i % 2] * (i % 7)}" for i in range(2, 30))]
+SPELLING = {"subword_buckets": 23, "subword_slots": 0, "known_words": 20}
+SPELLING["subword_slots"] = subword_table(SPELLING_WORDS, 23, (0, 1)).shape[1]
+
+
+def spelling_model(model):
+    model.set_subwords(subword_table(SPELLING_WORDS, 23, (0, 1)))
+    with torch.no_grad():  # the word rows of the words known by spelling are never read
+        model.embedding.weight[20:].fill_(float("nan"))
+    return model
+
+
 def test_reverse_within_reverses_each_sentence_and_leaves_the_padding():
     x = torch.arange(12.0).view(2, 6, 1)
     flipped = reverse_within(x, torch.tensor([4, 6]))
@@ -142,8 +157,9 @@ def test_lstm_readers_match_torchs_bidirectional_lstm():
         SentenceLSTM(30, 6, 0, 1, hidden_size=5, pooling="last"),
         SentenceLSTM(30, 6, 0, 1, hidden_size=5, bidirectional=False),
         SentenceCNN(30, 6, 0, 1, widths=(2, 3), feature_maps=4),
+        spelling_model(SentenceLSTM(30, 6, 0, 1, hidden_size=5, **SPELLING)),
     ],
-    ids=["lstm-max", "lstm-mean", "lstm-last", "lstm-one-way", "cnn"],
+    ids=["lstm-max", "lstm-mean", "lstm-last", "lstm-one-way", "cnn", "lstm-subwords"],
 )
 def test_a_sentence_gets_the_same_scores_in_any_batch(model):
     model.eval()
@@ -197,12 +213,69 @@ def test_word_dropout_replaces_words_in_training_only():
     assert torch.equal(seen[-1], ids)
 
 
+def test_char_ngrams_are_the_3_to_5_grams_of_the_marked_word():
+    assert char_ngrams("cat") == ["<ca", "cat", "at>", "<cat", "cat>", "<cat>"]
+    assert char_ngrams("a") == ["<a>"] and char_ngrams("") == []
+    assert char_ngrams("aaaa", 3, 3) == ["<aa", "aaa", "aa>"]  # each n-gram once
+
+
+def test_words_that_share_spelling_share_subword_rows():
+    table = subword_table(["<pad>", "good", "goods", "ünïcödé"], 1000, skip=(0,))
+    assert (table[0] == 1000).all()  # skipped: filler only
+    good, goods = ({int(b) for b in row if b != 1000} for row in table[1:3])
+    assert len(good) <= 9 <= len(goods) + 1 and len(good & goods) >= 5  # "<go", "goo", ...
+    again = subword_table(["<pad>", "good", "goods", "ünïcödé"], 1000, skip=(0,))
+    assert np.array_equal(table, again) and table.dtype == np.int32
+    assert table.shape[1] == max(len(set(char_ngrams(w))) for w in ["good", "goods", "ünïcödé"])
+
+
+def test_a_word_vector_is_its_row_plus_the_mean_of_its_ngram_rows():
+    torch.manual_seed(0)
+    model = spelling_model(SentenceLSTM(30, 6, 0, 1, hidden_size=5, **SPELLING)).eval()
+    table = subword_table(SPELLING_WORDS, 23, (0, 1))
+    ids = torch.tensor([[3, 25, 1, 0]])  # a known word, a spelled-only word, unknown, padding
+    vectors = model.embed(ids)[0]
+    for position, own_row in ((0, 3), (1, 1)):  # a spelled-only word has the unknown's row
+        pieces = [int(b) for b in table[int(ids[0, position])] if b != 23]
+        expected = model.embedding.weight[own_row] + model.subwords.weight[pieces].mean(0)
+        torch.testing.assert_close(vectors[position], expected)
+    torch.testing.assert_close(vectors[2], model.embedding.weight[1])  # no n-grams
+    assert (vectors[3] == 0).all()
+    # the export path (every slot of the padded table) gives the same vectors
+    pieces = model.subword_ids[ids]
+    counts = (pieces != 23).sum(2, keepdim=True).clamp_min(1)
+    torch.testing.assert_close(model.subwords(pieces).sum(2) / counts, model.spelling(ids))
+
+
+def test_word_dropout_keeps_a_dropped_words_ngrams():
+    torch.manual_seed(0)
+    model = spelling_model(SentenceLSTM(30, 6, 0, 1, hidden_size=5, word_dropout=0.5, **SPELLING))
+    ids = torch.full((1, 400), 7)
+    vectors = model.train().embed(ids)[0]
+    spelled = model.spelling(ids)[0, 0]
+    dropped = torch.isclose(vectors, model.embedding.weight[1] + spelled).all(1)
+    kept = torch.isclose(vectors, model.embedding.weight[7] + spelled).all(1)
+    assert (dropped | kept).all() and 0.4 < dropped.float().mean() < 0.6
+
+
+def test_a_subword_table_of_the_wrong_shape_or_range_is_refused():
+    model = SentenceLSTM(30, 6, 0, 1, hidden_size=5, **SPELLING)
+    with pytest.raises(ValueError, match="expected"):
+        model.set_subwords(np.zeros((29, SPELLING["subword_slots"]), dtype=np.int32))
+    with pytest.raises(ValueError, match=r"0\.\.23"):
+        model.set_subwords(np.full((30, SPELLING["subword_slots"]), 24, dtype=np.int32))
+    with pytest.raises(ValueError, match="expected None"):
+        SentenceLSTM(30, 6, 0, 1).set_subwords(np.zeros((30, 1), dtype=np.int32))
+
+
 @pytest.mark.slow
-def test_the_lstm_exports_to_onnx_and_agrees_with_pytorch(tmp_path):
+@pytest.mark.parametrize("subwords", [False, True], ids=["words", "subwords"])
+def test_the_lstm_exports_to_onnx_and_agrees_with_pytorch(tmp_path, subwords):
     pytest.importorskip("onnxscript")
     onnxruntime = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    model = SentenceLSTM(30, 6, 0, 1, hidden_size=5).eval()
+    model = SentenceLSTM(30, 6, 0, 1, hidden_size=5, **(SPELLING if subwords else {}))
+    model = (spelling_model(model) if subwords else model).eval()
     ids, lengths, _ = sentences_batch(3)
     batch, time = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("time", max=512)
     program = torch.onnx.export(
@@ -238,6 +311,15 @@ def test_pretrained_words_join_the_vocabulary_and_start_from_their_vectors():
         row = table[vocab.encode_tokens([word])[0]]
         torch.testing.assert_close(row, vectors[pretrained_vocab.encode_tokens([word])[0]] * scale)
     assert table[vocab.encode_tokens(["bad"])[0]].abs().max() <= 0.25
+
+
+def test_spelled_words_come_after_the_training_words_and_get_no_row_of_their_own():
+    sentences = ["a good film", "a bad film", "an awful plot"]
+    plain = fold_vocabulary(sentences, np.array([0, 1]), 1, None)
+    vocab = with_spelled_words(plain, sentences)
+    assert vocab.tokens[: len(plain)] == plain.tokens  # the known words keep their ids
+    assert set(vocab.tokens[len(plain) :]) == {"an", "awful", "plot"}
+    assert with_spelled_words(vocab, sentences) == vocab
 
 
 # --- the recipes ---------------------------------------------------------------------------

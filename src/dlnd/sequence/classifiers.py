@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -34,7 +35,16 @@ POOLINGS = ("max", "mean", "last")
 
 class SentenceClassifier(nn.Module):
     """What both classifiers share: the embedding table (the padding row stays zero),
-    word dropout, and :meth:`constrain` (called after every optimizer update)."""
+    word dropout, subword vectors, and :meth:`constrain` (called after every optimizer
+    update).
+
+    With ``subword_buckets`` > 0 a word's vector is its own row plus the mean of the rows of
+    its character n-grams (:mod:`dlnd.text.subwords`; fastText's sum, here a mean so that
+    long and short words have vectors of the same size). The ids ``known_words`` and above
+    are words known by their spelling alone (seen in no training sentence): their own row is
+    the unknown word's. ``subword_slots`` is the longest n-gram list; the lists themselves,
+    one row per word, are set by :meth:`set_subwords` and saved with the weights.
+    """
 
     def __init__(
         self,
@@ -44,6 +54,9 @@ class SentenceClassifier(nn.Module):
         unknown_id: int,
         classes: int = 2,
         word_dropout: float = 0.0,
+        subword_buckets: int = 0,
+        subword_slots: int = 1,
+        known_words: int | None = None,
     ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_id)
@@ -52,15 +65,62 @@ class SentenceClassifier(nn.Module):
             self.embedding.weight[padding_id].zero_()
         self.padding_id, self.unknown_id, self.classes = padding_id, unknown_id, classes
         self.word_dropout = word_dropout
+        self.known_words = vocab_size if known_words is None else known_words
+        self.subword_buckets = subword_buckets
+        self.subwords: nn.Embedding | None = None
+        if subword_buckets > 0:
+            # one more row, all zeros and never trained: the filler of short n-gram lists
+            self.subwords = nn.Embedding(
+                subword_buckets + 1, embedding_dim, padding_idx=subword_buckets
+            )
+            nn.init.uniform_(self.subwords.weight, -INIT_RANGE, INIT_RANGE)
+            with torch.no_grad():
+                self.subwords.weight[subword_buckets].zero_()
+            filler = torch.full((vocab_size, subword_slots), subword_buckets, dtype=torch.int32)
+            self.register_buffer("subword_ids", filler)
+
+    def set_subwords(self, table: torch.Tensor | np.ndarray) -> None:
+        """Each word's n-gram rows (vocab_size, subword_slots), filled up with
+        ``subword_buckets`` (see :func:`dlnd.text.subwords.subword_table`)."""
+        table = torch.as_tensor(table, dtype=torch.int32)
+        if self.subwords is None or table.shape != self.subword_ids.shape:
+            expected = None if self.subwords is None else tuple(self.subword_ids.shape)
+            raise ValueError(f"subword table of shape {tuple(table.shape)}, expected {expected}")
+        if table.min() < 0 or table.max() > self.subword_buckets:
+            raise ValueError(f"subword rows must lie in 0..{self.subword_buckets}")
+        self.subword_ids.copy_(table)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (N, T) -> vectors (N, T, embedding_dim). In training, each real token is
         replaced by the unknown token with probability ``word_dropout``: the model learns
-        to read sentences with words it has never seen, as test sentences have."""
+        to read sentences with words it has never seen, as test sentences have. A dropped
+        word keeps its n-grams, as an unseen word of a test sentence has them."""
+        words = ids
+        if self.known_words < self.embedding.num_embeddings:
+            words = words.masked_fill(words >= self.known_words, self.unknown_id)
         if self.training and self.word_dropout > 0:
             dropped = torch.rand(ids.shape, device=ids.device) < self.word_dropout
-            ids = ids.masked_fill(dropped & (ids != self.padding_id), self.unknown_id)
-        return self.embedding(ids)
+            words = words.masked_fill(dropped & (ids != self.padding_id), self.unknown_id)
+        vectors = self.embedding(words)
+        if self.subwords is not None:
+            vectors = vectors + self.spelling(ids)
+        return vectors
+
+    def spelling(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (N, T) -> the mean of each word's n-gram vectors (N, T, embedding_dim), zero
+        for padding and the unknown word."""
+        assert self.subwords is not None
+        filler = self.subword_buckets
+        if torch.compiler.is_exporting():  # no data-dependent shapes: every slot of each word
+            pieces = self.subword_ids[ids]  # (N, T, K)
+            counts = (pieces != filler).sum(2, keepdim=True).clamp_min(1)
+            return self.subwords(pieces).sum(2) / counts.to(self.subwords.weight.dtype)
+        # Each distinct word of the batch once: a bag of its n-grams, the filler left out.
+        distinct, where = ids.unique(return_inverse=True)
+        bags = F.embedding_bag(
+            self.subword_ids[distinct], self.subwords.weight, mode="mean", padding_idx=filler
+        )
+        return bags[where]
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (N, T), lengths (N,) -> logits (N, classes)."""
@@ -114,8 +174,11 @@ class SentenceLSTM(SentenceClassifier):
         pooling: str = "max",
         dropout: float = 0.5,
         word_dropout: float = 0.0,
+        **subwords: Any,
     ):
-        super().__init__(vocab_size, embedding_dim, padding_id, unknown_id, classes, word_dropout)
+        super().__init__(
+            vocab_size, embedding_dim, padding_id, unknown_id, classes, word_dropout, **subwords
+        )
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         directions = 2 if bidirectional else 1
@@ -182,8 +245,11 @@ class SentenceCNN(SentenceClassifier):
         dropout: float = 0.5,
         max_norm: float = 3.0,
         word_dropout: float = 0.0,
+        **subwords: Any,
     ):
-        super().__init__(vocab_size, embedding_dim, padding_id, unknown_id, classes, word_dropout)
+        super().__init__(
+            vocab_size, embedding_dim, padding_id, unknown_id, classes, word_dropout, **subwords
+        )
         self.widths = tuple(widths)
         self.convolutions = nn.ModuleList(
             nn.Conv1d(embedding_dim, feature_maps, width) for width in self.widths

@@ -10,7 +10,10 @@ measured, and its sentences never shape the vocabulary, with one exception taken
 papers that use pretrained vectors: when ``--embeddings`` names a word2vec run, a word of
 any MR sentence that has a pretrained vector joins the vocabulary with that vector (the
 vectors come from unlabelled text; word2vec may itself have read the MR sentences, never
-their labels). Every other word of a test sentence that training never saw is unknown.
+their labels). With ``--subwords`` (the LSTM's default) every word of any sentence joins the
+vocabulary, but a word that no training sentence holds gets no vector of its own: the model
+reads only its letters (its character n-grams, whose vectors training learnt from other
+words). Without either, every word of a test sentence that training never saw is unknown.
 
 ``--folds 10`` runs the published protocol: every fold in turn is the test set, each in a
 sub-run ``fold-01/`` ... ``fold-10/`` of the run folder (a complete run directory each:
@@ -63,6 +66,7 @@ from dlnd.sequence.reviews import (
 from dlnd.sequence.word2vec import load_word_vectors
 from dlnd.store import META_FILE, MODEL_FILE, STATE_FILE
 from dlnd.text import Vocabulary, WordVocabulary
+from dlnd.text.subwords import subword_table
 from dlnd.trainer import (
     Monitor,
     Step,
@@ -221,6 +225,20 @@ def fold_vocabulary(
     return WordVocabulary([*vocab.tokens, *extra], padding=vocab.padding, **WORD_OPTIONS)
 
 
+def with_spelled_words(vocab: Vocabulary, sentences: list[str]) -> Vocabulary:
+    """``vocab`` and, after its words, every other word of any sentence: words known by
+    their spelling alone (their character n-grams, see :mod:`dlnd.text.subwords`). They
+    get no vector of their own, so training never reads anything of them but their
+    letters; a test sentence's rare word is then read by its pieces instead of as the
+    unknown word."""
+    extra: dict[str, None] = {}  # an ordered set: first appearance
+    for sentence in sentences:
+        for word in vocab.split(sentence):
+            if word not in vocab:
+                extra[word] = None
+    return WordVocabulary([*vocab.tokens, *extra], padding=vocab.padding, **WORD_OPTIONS)
+
+
 def initial_vectors(
     vocab: Vocabulary, pretrained: Pretrained, seed: int
 ) -> tuple[torch.Tensor, int]:
@@ -250,11 +268,25 @@ def read_pretrained(folder: str, freeze: bool) -> Pretrained | None:
     return Pretrained(vectors, vocab, folder)
 
 
-def model_spec(kind: str, options: dict[str, Any], vocab: Vocabulary, dim: int) -> dict:
+def model_spec(
+    kind: str,
+    options: dict[str, Any],
+    vocab: Vocabulary,
+    dim: int,
+    known_words: int,
+    subword_slots: int,
+) -> dict:
     """What :func:`build_sentence_model` needs to rebuild the model (JSON)."""
     settings = {name: options[name] for name in MODEL_SETTINGS[kind]}
     if "widths" in settings:
         settings["widths"] = list(settings["widths"])
+    spelling = {}
+    if options["subwords"]:
+        spelling = {
+            "subword_buckets": options["subwords"],
+            "subword_slots": subword_slots,
+            "known_words": known_words,
+        }
     return {
         "kind": kind,
         "vocab_size": len(vocab),
@@ -263,6 +295,7 @@ def model_spec(kind: str, options: dict[str, Any], vocab: Vocabulary, dim: int) 
         "unknown_id": vocab.unknown_id,
         "classes": len(LABELS),
         **settings,
+        **spelling,
     }
 
 
@@ -297,10 +330,22 @@ def train_split(
     """
     options, cfg = ctx.cfg, TrainConfig.from_cfg(ctx.cfg)
     vocab = fold_vocabulary(data.sentences, split.train, options["min_count"], pretrained)
+    known_words, subwords = len(vocab), None
+    if options["subwords"]:
+        vocab = with_spelled_words(vocab, data.sentences)
+        skip = (vocab.padding_id, vocab.unknown_id)
+        subwords = subword_table(vocab.tokens, options["subwords"], skip)
+        ctx.info(
+            f"{len(vocab) - known_words:,} more words known by their spelling alone; "
+            f"character 3- to 5-grams in {options['subwords']:,} hashed rows"
+        )
     dim = pretrained.vectors.shape[1] if pretrained else options["embedding_dim"]
-    spec = model_spec(kind, options, vocab, dim)
+    slots = 1 if subwords is None else subwords.shape[1]
+    spec = model_spec(kind, options, vocab, dim, known_words, slots)
     torch.manual_seed(cfg.seed * 1000 + fold)
     model = build_sentence_model(spec)
+    if subwords is not None:
+        model.set_subwords(subwords)
     embeddings: dict[str, Any] = {"init": "random"}
     if pretrained is not None:
         table, found = initial_vectors(vocab, pretrained, cfg.seed)

@@ -94,6 +94,13 @@ SENTENCE_OPTIONS = (
     ),
     Option("--word-dropout", unit_interval, 0.0, "chance of reading a word as unknown in training"),
     Option(
+        "--subwords",
+        non_negative_int,
+        0,
+        "add to each word's vector the mean of its character 3- to 5-grams' vectors, hashed "
+        "into this many rows, so rare and unseen words are read by their pieces (0 = off)",
+    ),
+    Option(
         "--adversarial",
         non_negative_float,
         0.0,
@@ -135,9 +142,16 @@ SENTIMENT_RNN = register(
             "lr": 1e-3,
             "word_dropout": 0.25,
             "adversarial": 1.0,
+            "subwords": 20000,
         },
         # (the adversarial shift scaled with the vectors' length: sqrt(32 / 300) ~ 0.3)
-        quick={**QUICK_SENTENCES, "hidden_size": 32, "word_dropout": 0.0, "adversarial": 0.3},
+        quick={
+            **QUICK_SENTENCES,
+            "hidden_size": 32,
+            "word_dropout": 0.0,
+            "adversarial": 0.3,
+            "subwords": 2000,
+        },
         build_model=build_classifier,
     )
 )
