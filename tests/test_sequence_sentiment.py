@@ -241,10 +241,14 @@ def test_a_word_vector_is_its_row_plus_the_mean_of_its_ngram_rows():
         torch.testing.assert_close(vectors[position], expected)
     torch.testing.assert_close(vectors[2], model.embedding.weight[1])  # no n-grams
     assert (vectors[3] == 0).all()
-    # the export path (every slot of the padded table) gives the same vectors
-    pieces = model.subword_ids[ids]
-    counts = (pieces != 23).sum(2, keepdim=True).clamp_min(1)
-    torch.testing.assert_close(model.subwords(pieces).sum(2) / counts, model.spelling(ids))
+    # for export: one plain table of whole word vectors, the same vectors and scores
+    plain = model.without_subwords()
+    assert plain.subwords is None and not hasattr(plain, "subword_ids")
+    assert model.subwords is not None  # the model itself is left as it was
+    torch.testing.assert_close(plain.embed(ids)[0], vectors)
+    ids, lengths, _ = sentences_batch(5)
+    torch.testing.assert_close(plain(ids, lengths), model(ids, lengths))
+    assert SentenceCNN(30, 6, 0, 1).without_subwords().subwords is None
 
 
 def test_word_dropout_keeps_a_dropped_words_ngrams():
@@ -276,10 +280,11 @@ def test_the_lstm_exports_to_onnx_and_agrees_with_pytorch(tmp_path, subwords):
     torch.manual_seed(0)
     model = SentenceLSTM(30, 6, 0, 1, hidden_size=5, **(SPELLING if subwords else {}))
     model = (spelling_model(model) if subwords else model).eval()
+    exported = model.without_subwords()  # (the model itself when it has none)
     ids, lengths, _ = sentences_batch(3)
     batch, time = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("time", max=512)
     program = torch.onnx.export(
-        model, (ids, lengths), input_names=["ids", "lengths"], output_names=["logits"],
+        exported, (ids, lengths), input_names=["ids", "lengths"], output_names=["logits"],
         dynamic_shapes=({0: batch, 1: time}, {0: batch}), external_data=False, verbose=False,
     )  # fmt: skip
     program.save(str(tmp_path / "model.onnx"))

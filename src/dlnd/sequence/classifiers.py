@@ -19,6 +19,7 @@ padding, so a sentence gets the same scores in any batch (the tests check it).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -110,17 +111,39 @@ class SentenceClassifier(nn.Module):
         """ids (N, T) -> the mean of each word's n-gram vectors (N, T, embedding_dim), zero
         for padding and the unknown word."""
         assert self.subwords is not None
-        filler = self.subword_buckets
-        if torch.compiler.is_exporting():  # no data-dependent shapes: every slot of each word
-            pieces = self.subword_ids[ids]  # (N, T, K)
-            counts = (pieces != filler).sum(2, keepdim=True).clamp_min(1)
-            return self.subwords(pieces).sum(2) / counts.to(self.subwords.weight.dtype)
         # Each distinct word of the batch once: a bag of its n-grams, the filler left out.
         distinct, where = ids.unique(return_inverse=True)
         bags = F.embedding_bag(
-            self.subword_ids[distinct], self.subwords.weight, mode="mean", padding_idx=filler
+            self.subword_ids[distinct],
+            self.subwords.weight,
+            mode="mean",
+            padding_idx=self.subword_buckets,
         )
         return bags[where]
+
+    def word_vectors(self) -> torch.Tensor:
+        """The vector each id is read as outside training: (vocab_size, embedding_dim)."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            table = self.embed(torch.arange(self.embedding.num_embeddings).unsqueeze(0))[0]
+        self.train(was_training)
+        return table
+
+    def without_subwords(self) -> SentenceClassifier:
+        """A copy that gives the same scores from a plain table of whole word vectors (own
+        row + spelling, see :meth:`word_vectors`): for export, where one lookup per word
+        serves faster than gathering up to ``subword_slots`` n-gram rows. Training it on
+        would no longer share vectors between words. Without subwords: the model itself."""
+        if self.subwords is None:
+            return self
+        plain = copy.deepcopy(self)
+        with torch.no_grad():
+            plain.embedding.weight.copy_(self.word_vectors())
+        del plain.subword_ids
+        plain.subwords, plain.subword_buckets = None, 0
+        plain.known_words = plain.embedding.num_embeddings
+        return plain
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (N, T), lengths (N,) -> logits (N, classes)."""

@@ -36,6 +36,7 @@ from torch import nn
 
 from dlnd.errors import UserError
 from dlnd.io import atomic_write, atomic_write_text
+from dlnd.sequence.classifiers import SentenceClassifier
 from dlnd.sequence.language_model import LanguageModel
 from dlnd.serve.card import CARD_FILE, CARD_VERSION, file_facts, portable_config, utc_stamp
 from dlnd.serve.export import TOLERANCE, export_versions
@@ -203,8 +204,10 @@ def export_sentence_classifier(model: nn.Module, vocab: Vocabulary, path: Path) 
     model = model.eval().float().cpu()
     batch = torch.export.Dim("batch", min=1, max=65536)
     steps = torch.export.Dim("steps", min=1, max=65536)
+    # subword vectors folded into one table of whole word vectors: the same scores
+    plain = model.without_subwords() if isinstance(model, SentenceClassifier) else model
     write_onnx_graph(
-        SentenceScores(model),
+        SentenceScores(plain),
         random_sentences(len(vocab), vocab.padding_id, 3, 7, seed=0),
         (SENTENCE_INPUTS, SENTENCE_OUTPUTS),
         ({0: batch, 1: steps}, {0: batch}),
