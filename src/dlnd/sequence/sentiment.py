@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,12 +218,7 @@ def fold_vocabulary(
     )
     if pretrained is None:
         return vocab
-    extra: dict[str, None] = {}  # an ordered set: first appearance
-    for sentence in sentences:
-        for word in vocab.split(sentence):
-            if word not in vocab and word in pretrained.vocab:
-                extra[word] = None
-    return WordVocabulary([*vocab.tokens, *extra], padding=vocab.padding, **WORD_OPTIONS)
+    return with_more_words(vocab, sentences, lambda word: word in pretrained.vocab)
 
 
 def with_spelled_words(vocab: Vocabulary, sentences: list[str]) -> Vocabulary:
@@ -231,10 +227,18 @@ def with_spelled_words(vocab: Vocabulary, sentences: list[str]) -> Vocabulary:
     get no vector of their own, so training never reads anything of them but their
     letters; a test sentence's rare word is then read by its pieces instead of as the
     unknown word."""
+    return with_more_words(vocab, sentences, lambda word: True)
+
+
+def with_more_words(
+    vocab: Vocabulary, sentences: list[str], wanted: Callable[[str], bool]
+) -> Vocabulary:
+    """``vocab`` with the ``wanted`` words of ``sentences`` it lacks after its own, in order
+    of first appearance (its words keep their ids)."""
     extra: dict[str, None] = {}  # an ordered set: first appearance
     for sentence in sentences:
         for word in vocab.split(sentence):
-            if word not in vocab:
+            if word not in vocab and wanted(word):
                 extra[word] = None
     return WordVocabulary([*vocab.tokens, *extra], padding=vocab.padding, **WORD_OPTIONS)
 
@@ -281,7 +285,7 @@ def model_spec(
     if "widths" in settings:
         settings["widths"] = list(settings["widths"])
     spelling = {}
-    if options["subwords"]:
+    if options.get("subwords"):  # (runs made before the option: none)
         spelling = {
             "subword_buckets": options["subwords"],
             "subword_slots": subword_slots,
@@ -331,7 +335,7 @@ def train_split(
     options, cfg = ctx.cfg, TrainConfig.from_cfg(ctx.cfg)
     vocab = fold_vocabulary(data.sentences, split.train, options["min_count"], pretrained)
     known_words, subwords = len(vocab), None
-    if options["subwords"]:
+    if options.get("subwords"):
         vocab = with_spelled_words(vocab, data.sentences)
         skip = (vocab.padding_id, vocab.unknown_id)
         subwords = subword_table(vocab.tokens, options["subwords"], skip)
