@@ -458,3 +458,10 @@ def test_bad_embedding_options_are_refused_before_a_run_exists(tmp_path):
     with pytest.raises(UserError, match="no embeddings.safetensors"):
         quick("sentiment-cnn", tmp_path, embeddings=str(tmp_path))
     assert not list(tmp_path.glob("sentiment-*/*"))
+
+
+@pytest.mark.parametrize("bad", ["-1", "many", "2.5"])
+def test_a_bad_subword_count_is_refused_before_a_run_exists(bad, tmp_path):
+    with pytest.raises(UserError, match="--subwords"):
+        resolve_config(get_recipe("sentiment-rnn"), {"subwords": bad, "out": str(tmp_path)})
+    assert not list(tmp_path.iterdir())
