@@ -278,17 +278,18 @@ def model_spec(
     vocab: Vocabulary,
     dim: int,
     known_words: int,
-    subword_slots: int,
+    subwords: np.ndarray | None,
 ) -> dict:
-    """What :func:`build_sentence_model` needs to rebuild the model (JSON)."""
+    """What :func:`build_sentence_model` needs to rebuild the model (JSON); ``subwords`` is
+    the n-gram table of :func:`dlnd.text.subwords.subword_table`, if any."""
     settings = {name: options[name] for name in MODEL_SETTINGS[kind]}
     if "widths" in settings:
         settings["widths"] = list(settings["widths"])
     spelling = {}
-    if options.get("subwords"):  # (runs made before the option: none)
+    if subwords is not None:
         spelling = {
             "subword_buckets": options["subwords"],
-            "subword_slots": subword_slots,
+            "subword_slots": subwords.shape[1],
             "known_words": known_words,
         }
     return {
@@ -335,7 +336,7 @@ def train_split(
     options, cfg = ctx.cfg, TrainConfig.from_cfg(ctx.cfg)
     vocab = fold_vocabulary(data.sentences, split.train, options["min_count"], pretrained)
     known_words, subwords = len(vocab), None
-    if options.get("subwords"):
+    if options.get("subwords"):  # (runs made before the option have none)
         vocab = with_spelled_words(vocab, data.sentences)
         skip = (vocab.padding_id, vocab.unknown_id)
         subwords = subword_table(vocab.tokens, options["subwords"], skip)
@@ -344,8 +345,7 @@ def train_split(
             f"character 3- to 5-grams in {options['subwords']:,} hashed rows"
         )
     dim = pretrained.vectors.shape[1] if pretrained else options["embedding_dim"]
-    slots = 1 if subwords is None else subwords.shape[1]
-    spec = model_spec(kind, options, vocab, dim, known_words, slots)
+    spec = model_spec(kind, options, vocab, dim, known_words, subwords)
     torch.manual_seed(cfg.seed * 1000 + fold)
     model = build_sentence_model(spec)
     if subwords is not None:
