@@ -54,7 +54,14 @@ def test_a_gan_run_writes_its_figures_metrics_and_judge(dcgan_run):
         "latent_interpolation.png",
         "class_shares.png",
         "samples_over_epochs.gif",
+        "nearest_training_images.png",
     }
+    # the copying check: a 3-epoch GAN's samples are farther from the training images than
+    # real test images are (it cannot have learnt to copy them)
+    assert metrics["nearest_train_ratio"] == pytest.approx(
+        metrics["nearest_train_generated"] / metrics["nearest_train_test"]
+    )
+    assert metrics["nearest_train_ratio"] > 1
     with Image.open(run_dir / "plots" / "samples_over_epochs.gif") as animation:
         assert animation.n_frames == 3
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [

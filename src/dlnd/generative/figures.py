@@ -1,6 +1,7 @@
 """What a GAN run shows: sample grids (one per epoch and an animation of them), the
 losses and discriminator outputs over the epochs, FID against the real-data floor, a walk
-through the latent space, and the share of each class among the samples."""
+through the latent space, the share of each class among the samples, and samples beside their
+closest training images."""
 
 from __future__ import annotations
 
@@ -124,5 +125,30 @@ def class_share_figure(
     ax.set_title(f"mode coverage: class the judge sees (mean confidence {confidence:.0%})")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def nearest_figure(
+    samples: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor, test_median: float
+) -> Figure:
+    """Each generated image (n, C, H, W) in the first column, its k closest training images
+    ``neighbours`` (n, k, C, H, W) after it, nearest first, with their pixel distances
+    ``distances`` (n, k); ``test_median`` is how far real test images are from theirs."""
+    count, k = neighbours.shape[:2]
+    rows = torch.cat([samples[:, None], neighbours], dim=1)  # (n, 1 + k, C, H, W)
+    picture = image_grid(rows.flatten(0, 1), columns=1 + k, scale=1)
+    figure = Figure(figsize=(1.1 * (1 + k) + 2.2, 1.1 * count + 0.8))
+    ax = figure.subplots()
+    _show_grid(ax, picture)
+    cell = picture.height / count
+    for row in range(count):
+        label = "  ".join(f"{d:.1f}" for d in distances[row].tolist())
+        ax.text(picture.width + 4, (row + 0.5) * cell, label, va="center", fontsize=8)
+    ax.set_title(
+        f"generated (left) and its {k} closest training images; pixel distances at the right\n"
+        f"(a real test image's closest training image: median {test_median:.1f})",
+        fontsize=9,
+    )
     figure.tight_layout()
     return figure

@@ -47,6 +47,7 @@ from dlnd.generative.judge import (
     load_judge,
 )
 from dlnd.generative.models import GAN, build_gan, latent_path, to_model_range
+from dlnd.generative.nearest import CopyCheck, copy_check, nearest_images
 from dlnd.launch import execute
 from dlnd.recipes import get_recipe, resolve_config
 from dlnd.report import table_lines
@@ -65,6 +66,8 @@ from dlnd.vision.datasets import ImageData
 GRID_SIZE = 64  # fixed-noise samples drawn after every epoch (an 8 x 8 grid)
 SAMPLES_DIR = "samples"  # RUN_DIR/samples/epoch_NNN.png: the grid of each epoch
 R1_EVERY = 4  # discriminator updates per R1 penalty (lazy regularisation)
+COPY_SAMPLES = 500  # generated and test images whose nearest training image is measured
+NEAREST_SHOWN, NEAREST_K = 8, 3  # samples shown beside their closest training images
 
 # The classifier recipe that trains each data set's judge, and its settings for a full run
 # (a quick run uses the recipe's own quick settings).
@@ -263,13 +266,16 @@ def train_gan(ctx: RunContext, data: ImageData, dataset: str, info: dict[str, An
     info = {**info, "judge": judge.description, "fid_floor": floor.fid}
     result = train(ctx, task, cfg, info=info)
     generator = result.modules["generator"]
-    scores = task.scorer.score(generator.generate(task.scorer.samples, cfg.seed))
+    generated = generator.generate(task.scorer.samples, cfg.seed)
+    scores = task.scorer.score(generated)
+    copies = copy_check(generated[:COPY_SAMPLES], data.test.tensors[0][:COPY_SAMPLES], real)
     if ctx.is_main:
-        save_gan_figures(ctx, task, result.history, scores, floor)
+        save_gan_figures(ctx, task, result.history, scores, floor, copies)
     metrics = {
         **scores.metrics(),
         "fid_floor": floor.fid,
         "fid_over_floor": scores.fid / floor.fid,
+        **copies.metrics(),
         "epochs": len(result.history),
         "train_seconds": round(sum(row["time_s"] for row in result.history), 1),
     }
@@ -285,8 +291,10 @@ def save_gan_figures(
     history: list[dict[str, Any]],
     scores: SampleScores,
     floor: SampleScores,
+    copies: CopyCheck,
 ) -> None:
-    """Curves, the last grid, the animation, an interpolation and the class shares."""
+    """Curves, the last grid, the animation, an interpolation, the class shares and samples
+    beside their closest training images."""
     generator = task.gan.generator
     epochs = len(history)
     # replaces the loop's generic curves: both losses, both outputs and FID, one panel each
@@ -316,3 +324,9 @@ def save_gan_figures(
     ]
     table = table_lines(["class", "generated", "real test images"], rows)
     ctx.save_text("\n".join(table) + "\n", "class_shares")
+    shown = grid[:NEAREST_SHOWN]
+    distances, indices = nearest_images(shown, task.images, k=min(NEAREST_K, len(task.images)))
+    ctx.save_figure(
+        figures.nearest_figure(shown, task.images[indices], distances, copies.test),
+        "nearest_training_images",
+    )
