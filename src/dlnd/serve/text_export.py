@@ -198,16 +198,15 @@ def random_sentences(
     return ids, lengths
 
 
-def export_sentence_classifier(model: nn.Module, vocab: Vocabulary, path: Path) -> float:
+def export_sentence_classifier(model: SentenceClassifier, vocab: Vocabulary, path: Path) -> float:
     """Write the padded-batch classifier to ``path``; return its largest difference from
     the packed PyTorch model."""
     model = model.eval().float().cpu()
     batch = torch.export.Dim("batch", min=1, max=65536)
     steps = torch.export.Dim("steps", min=1, max=65536)
     # subword vectors folded into one table of whole word vectors: the same scores
-    plain = model.without_subwords() if isinstance(model, SentenceClassifier) else model
     write_onnx_graph(
-        SentenceScores(plain),
+        SentenceScores(model.without_subwords()),
         random_sentences(len(vocab), vocab.padding_id, 3, 7, seed=0),
         (SENTENCE_INPUTS, SENTENCE_OUTPUTS),
         ({0: batch, 1: steps}, {0: batch}),
