@@ -103,7 +103,7 @@ def train(args: argparse.Namespace, scorer: Scorer, real: torch.Tensor) -> list[
             scores = scorer.score(generator.generate(SAMPLES, args.seed))
             rows.append((epoch, seconds, scores.fid, min(scores.shares), scores.confidence))
             print(
-                f"epoch {epoch}: {seconds:.0f} s of training, FID {scores.fid:.1f} "
+                f"epoch {epoch}: {seconds:.0f} s elapsed, FID {scores.fid:.1f} "
                 f"({scores.fid / scorer.floor.fid:.2f}x the floor), rarest digit "
                 f"{min(scores.shares):.1%}, confidence {scores.confidence:.3f}",
                 flush=True,
@@ -136,7 +136,7 @@ def main() -> None:
         f"\nDCGAN on MNIST, beta1 0 / beta2 0.99, hinge loss, extra G layer, width "
         f"{args.width}, {epoch} epochs, {args.threads} thread(s): FID {fid:.1f} = "
         f"{fid / scorer.floor.fid:.2f}x the floor {scorer.floor.fid:.2f} (target <= 2x), "
-        f"rarest digit {rarest:.1%}, confidence {confidence:.3f}, {seconds:.0f} s of training"
+        f"rarest digit {rarest:.1%}, confidence {confidence:.3f}, {seconds:.0f} s elapsed"
     )
 
 
